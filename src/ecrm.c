@@ -9,6 +9,10 @@
 PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
+char	   *ecrm_lifecycle_reason = NULL;
+char	   *ecrm_lead_score_model = NULL;
+char	   *ecrm_conversion_model = NULL;
+bool		ecrm_score_on_write = true;
 
 void		_PG_init(void);
 
@@ -42,6 +46,43 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
+
+	/* read by the lifecycle trigger; a reserved prefix needs it defined to be settable */
+	DefineCustomStringVariable("ecrm.lifecycle_reason",
+							   "Why the lifecycle stages changed by the current transaction change (recorded in ecrm.lifecycle_change).",
+							   "Set it with set_config('ecrm.lifecycle_reason', ..., true) before updating lifecycle_stage.",
+							   &ecrm_lifecycle_reason,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ecrm.lead_score_model",
+							   "Name of the scoring model whose active version the leads view shows as score.",
+							   NULL,
+							   &ecrm_lead_score_model,
+							   "default",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ecrm.conversion_model",
+							   "Name of the predictive model whose active version the leads view shows as conversion_probability.",
+							   NULL,
+							   &ecrm_conversion_model,
+							   "conversion",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("ecrm.score_on_write",
+							 "Rescore leads in ecrm.lead_score as their interactions, campaign events and profiles are written.",
+							 "Turn off for a bulk load and run ecrm.refresh_lead_scores() after it.",
+							 &ecrm_score_on_write,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

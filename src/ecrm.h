@@ -15,6 +15,10 @@
 
 /* GUCs (ecrm.c) */
 extern char *ecrm_default_country;
+extern char *ecrm_lifecycle_reason;
+extern char *ecrm_lead_score_model;
+extern char *ecrm_conversion_model;
+extern bool ecrm_score_on_write;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones
