@@ -110,7 +110,8 @@ ReadSpec(Jsonb *jb)
 				if (t->type != jbvNumeric)
 					SpecError("\"impute\" must be a number.", i + 1);
 				f->has_impute = true;
-				f->impute = EcrmJsonbFloat8(t);
+				if (!EcrmJsonbFloat8(t, &f->impute))
+					ECRM_OUT_OF_RANGE("\"impute\" of feature \"%s\" is too large", f->name);
 			}
 			spec->width++;
 		}
@@ -249,7 +250,10 @@ ecrm_encode_features(PG_FUNCTION_ARGS)
 				x = f->impute;
 			}
 			else if (v->type == jbvNumeric)
-				x = EcrmJsonbFloat8(v);
+			{
+				if (!EcrmJsonbFloat8(v, &x))
+					ECRM_OUT_OF_RANGE("feature \"%s\" is too large", f->name);
+			}
 			else if (v->type == jbvBool)
 				x = v->val.boolean ? 1.0 : 0.0;
 			else if (v->type == jbvString &&

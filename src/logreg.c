@@ -647,6 +647,23 @@ ecrm_logreg_train_final(PG_FUNCTION_ARGS)
 		CholeskySolve(l, step, p);
 		for (j = 0; j < p; j++)
 			slope += g[j] * step[j];
+		/*
+		 * Near the optimum the objective can no longer rank steps (its
+		 * rounding exceeds the decrease half the Newton decrement promises),
+		 * but the full Newton step is exact to second order: take it.
+		 */
+		if (slope < 1e-10 * Max(1.0, fabs(f)))
+		{
+			for (j = 0; j < p; j++)
+				beta[j] -= step[j];
+			f = LogregObjective(st, beta);
+			if (slope <= 1e-24 * Max(1.0, fabs(f)))
+			{
+				converged = true;
+				break;
+			}
+			continue;
+		}
 
 		/* backtracking line search on the objective */
 		while (t > 1e-10)
@@ -663,7 +680,14 @@ ecrm_logreg_train_final(PG_FUNCTION_ARGS)
 		}
 		if (!accepted)
 		{
-			/* no decrease possible: we are at the optimum within rounding */
+			/*
+			 * The objective cannot tell better from worse any more: we are at
+			 * the optimum within its rounding.  Near the optimum the full
+			 * Newton step is exact to second order, so take it.
+			 */
+			if (slope < 1e-6 * Max(1.0, fabs(f)))
+				for (j = 0; j < p; j++)
+					beta[j] -= step[j];
 			converged = true;
 			break;
 		}
@@ -673,17 +697,20 @@ ecrm_logreg_train_final(PG_FUNCTION_ARGS)
 			maxbeta = Max(maxbeta, fabs(beta_new[j]));
 		}
 		memcpy(beta, beta_new, p * sizeof(double));
-		if (maxstep <= 1e-10 * Max(1.0, maxbeta) || f - f_new <= 1e-14 * Max(1.0, fabs(f)))
+		f = f_new;
+		if (maxstep <= 1e-12 * Max(1.0, maxbeta))
 		{
-			f = f_new;
 			converged = true;
 			break;
 		}
-		f = f_new;
 	}
 	if (iter > LOGREG_MAX_ITERATIONS)
 		iter = LOGREG_MAX_ITERATIONS;
-	if (!converged)
+	if (st->l2 == 0 && f < 1e-6 * st->n)
+		ereport(WARNING,
+				(errmsg("the classes are separable by the features: without regularisation the coefficients grow without bound"),
+				 errhint("Use l2 > 0.")));
+	else if (!converged)
 		ereport(WARNING,
 				(errmsg("logistic regression did not converge in %d iterations", LOGREG_MAX_ITERATIONS),
 				 errhint("The classes may be separable by the features; use l2 > 0.")));
@@ -772,7 +799,8 @@ ReadNumberArray(JsonbContainer *root, const char *key, int *n)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("model field \"%s\" must be an array of numbers", key),
 					 errdetail("Element %d is not a number.", i + 1)));
-		out[i] = EcrmJsonbFloat8(e);
+		if (!EcrmJsonbFloat8(e, &out[i]))
+			ECRM_OUT_OF_RANGE("model field \"%s\" element %d is too large", key, i + 1);
 	}
 	return out;
 }
@@ -819,7 +847,8 @@ GetModel(FunctionCallInfo fcinfo, Jsonb *jb)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model field \"intercept\" must be a number")));
-	m->intercept = EcrmJsonbFloat8(v);
+	if (!EcrmJsonbFloat8(v, &m->intercept))
+		ECRM_OUT_OF_RANGE("model field \"intercept\" is too large");
 	m->coef = ReadNumberArray(&jb->root, "coef", &n);
 	if (m->coef == NULL || n == 0 || n > ECRM_MAX_FEATURES)
 		ereport(ERROR,

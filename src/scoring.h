@@ -6,6 +6,8 @@
 #ifndef ECRM_SCORING_H
 #define ECRM_SCORING_H
 
+#include <math.h>
+
 #include "common/shortest_dec.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -26,12 +28,19 @@ EcrmJsonbKey(JsonbContainer *c, const char *key)
 	return findJsonbValueFromContainer(c, JB_FOBJECT, &k);
 }
 
-/* A jsonb number as a float8 (an error when it does not fit). */
-static inline double
-EcrmJsonbFloat8(const JsonbValue *v)
+/* A jsonb number as a float8; false when it does not fit (the caller names it in an error). */
+static inline bool
+EcrmJsonbFloat8(const JsonbValue *v, double *out)
 {
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+											  NumericGetDatum(v->val.numeric)));
+	return !isnan(*out) && !isinf(*out);
 }
+
+/* The error for a number too large for float8. */
+#define ECRM_OUT_OF_RANGE(...) \
+	ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), \
+					errmsg(__VA_ARGS__), errdetail("It is out of range for double precision.")))
 
 /*
  * A float8 as a numeric with the shortest decimal that reads back as the same

@@ -119,10 +119,14 @@ BEGIN
               WHERE t.attrelid = source AND t.attnum > 0 AND NOT t.attisdropped
                 AND t.attname <> ALL (coalesce(exclude, '{}'))
               ORDER BY t.attnum LOOP
-        IF a.cat IN ('N', 'B') THEN
+        IF a.cat = 'B' THEN
+            EXECUTE format('SELECT avg(%1$I::int::double precision), 0 FROM %2$s', a.name, source::text) INTO mean, bad;
+        ELSIF a.cat = 'N' THEN
             EXECUTE format('SELECT avg(%1$I::double precision), count(*) FILTER (WHERE %1$I::double precision IN (''NaN'', ''Infinity'', ''-Infinity'')) FROM %2$s',
                            a.name, source::text)
                INTO mean, bad;
+        END IF;
+        IF a.cat IN ('N', 'B') THEN
             IF bad > 0 THEN
                 RAISE EXCEPTION 'column "%" of % holds NaN or infinite values', a.name, source
                     USING ERRCODE = 'invalid_parameter_value', HINT = 'Clean the values or exclude the column.';
