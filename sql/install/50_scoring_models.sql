@@ -801,13 +801,14 @@ DECLARE
     m     ecrm.scoring_model;
     total bigint := 0;
 BEGIN
-    IF model IS NOT NULL THEN
-        PERFORM ecrm._active_model(model);
+    IF refresh_lead_scores.model IS NOT NULL THEN
+        PERFORM ecrm._active_model(refresh_lead_scores.model);
     END IF;
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite time, not %', coalesce(as_of::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR m IN SELECT * FROM ecrm.scoring_model s WHERE s.status = 'active' AND (model IS NULL OR s.name = model) ORDER BY s.model_id LOOP
+    FOR m IN SELECT * FROM ecrm.scoring_model s WHERE s.status = 'active' AND (refresh_lead_scores.model IS NULL OR s.name = refresh_lead_scores.model)
+              ORDER BY s.model_id LOOP
         total := total + ecrm._store_scores(m, as_of, NULL);
         DELETE FROM ecrm.lead_score l USING ecrm.customer_profile c
          WHERE l.model_id = m.model_id AND c.customer_id = l.customer_id AND c.status <> 'active';
