@@ -1138,7 +1138,8 @@ GRANT EXECUTE ON FUNCTION
     ecrm._fit_condition(text, text, jsonb), ecrm._engagement_condition(ecrm.scoring_rule), ecrm._compile_rules(bigint, text),
     ecrm._model(bigint), ecrm._active_model(text), ecrm._store_scores(ecrm.scoring_model, timestamptz, bigint[]),
     ecrm._promote_leads(ecrm.scoring_model, bigint[]), ecrm._rescore(bigint[]), ecrm._implied_stage(ecrm.scoring_model, double precision),
-    ecrm._lead_score_on_events(), ecrm._lead_score_on_profiles()
+    ecrm._lead_score_on_events(), ecrm._lead_score_on_profiles(),
+    ecrm.decayed_sum(double precision, timestamptz, timestamptz, interval)
    TO ecrm_agent;
 -- Analysts: the models and the pure kernel, never per-customer scores or features.
 GRANT SELECT ON ecrm.scoring_model, ecrm.score_group, ecrm.scoring_rule TO ecrm_analyst;
@@ -1152,7 +1153,11 @@ GRANT EXECUTE ON FUNCTION
     ecrm._scored_pairs_serialize(internal), ecrm._scored_pairs_deserialize(bytea, internal), ecrm._roc_auc_final(internal),
     ecrm._lift_by_decile_final(internal), ecrm._calibration_by_decile_final(internal),
     ecrm._log_loss_trans(double precision[], double precision, boolean), ecrm._log_loss_combine(double precision[], double precision[]),
-    ecrm._log_loss_final(double precision[])
+    ecrm._log_loss_final(double precision[]),
+    ecrm.decayed_sum(double precision, timestamptz, timestamptz, interval), ecrm.logreg_train(double precision[], boolean),
+    ecrm.logreg_train(double precision[], boolean, double precision), ecrm.roc_auc(double precision, boolean),
+    ecrm.log_loss(double precision, boolean), ecrm.lift_by_decile(double precision, boolean),
+    ecrm.calibration_by_decile(double precision, boolean)
    TO ecrm_analyst;
 
 DO $dump$
