@@ -149,16 +149,21 @@ ReadSpec(Jsonb *jb)
 	return spec;
 }
 
-/* The specification of a jsonb argument, read once per query (fn_extra). */
+/*
+ * The specification of a jsonb argument, read once per query (fn_extra) and
+ * recognised by its bytes as passed, before detoasting (see logreg.c).
+ */
 static FeatureSpec *
-GetSpec(FunctionCallInfo fcinfo, Jsonb *jb)
+GetSpec(FunctionCallInfo fcinfo, Datum arg)
 {
 	FeatureSpec *spec = (FeatureSpec *) fcinfo->flinfo->fn_extra;
-	Size		len = VARSIZE(jb);
+	struct varlena *raw = (struct varlena *) DatumGetPointer(arg);
+	Size		len = VARSIZE_ANY(raw);
 	MemoryContext old;
 	MemoryContext cxt;
+	Jsonb	   *jb;
 
-	if (spec != NULL && spec->len == len && memcmp(spec->bytes, jb, len) == 0)
+	if (spec != NULL && spec->len == len && memcmp(spec->bytes, raw, len) == 0)
 		return spec;
 	if (spec != NULL)
 	{
@@ -166,6 +171,7 @@ GetSpec(FunctionCallInfo fcinfo, Jsonb *jb)
 		MemoryContextDelete(GetMemoryChunkContext(spec));
 		fcinfo->flinfo->fn_extra = NULL;
 	}
+	jb = DatumGetJsonbP(arg);
 	cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "ecrm feature spec", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	PG_TRY();
@@ -180,7 +186,7 @@ GetSpec(FunctionCallInfo fcinfo, Jsonb *jb)
 	}
 	PG_END_TRY();
 	spec->bytes = palloc(len);
-	memcpy(spec->bytes, jb, len);
+	memcpy(spec->bytes, raw, len);
 	spec->len = len;
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = spec;
@@ -212,7 +218,7 @@ PG_FUNCTION_INFO_V1(ecrm_encode_features);
 Datum
 ecrm_encode_features(PG_FUNCTION_ARGS)
 {
-	FeatureSpec *spec = GetSpec(fcinfo, PG_GETARG_JSONB_P(0));
+	FeatureSpec *spec = GetSpec(fcinfo, PG_GETARG_DATUM(0));
 	Jsonb	   *doc = PG_GETARG_JSONB_P(1);
 	Datum	   *out;
 	int			i,

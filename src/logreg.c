@@ -765,8 +765,8 @@ ecrm_logreg_train_final(PG_FUNCTION_ARGS)
 
 typedef struct LogregModel
 {
-	Size		len;			/* the jsonb it was read from, to know it again */
-	char	   *bytes;
+	Size		len;			/* the argument as passed (maybe compressed or a */
+	char	   *bytes;			/* TOAST pointer), to know it again without detoasting */
 	int			d;
 	double		intercept;
 	double	   *coef;
@@ -805,18 +805,25 @@ ReadNumberArray(JsonbContainer *root, const char *key, int *n)
 	return out;
 }
 
-/* The model a jsonb argument holds, read once per query and kept in fn_extra. */
+/*
+ * The model a jsonb argument holds, read once per query and kept in fn_extra.
+ * It is recognised by its bytes as passed, before detoasting: a model stored
+ * in a table is compressed, and decompressing it for every row would cost more
+ * than the prediction.
+ */
 static LogregModel *
-GetModel(FunctionCallInfo fcinfo, Jsonb *jb)
+GetModel(FunctionCallInfo fcinfo, Datum arg)
 {
 	LogregModel *m = (LogregModel *) fcinfo->flinfo->fn_extra;
-	Size		len = VARSIZE(jb);
+	struct varlena *raw = (struct varlena *) DatumGetPointer(arg);
+	Size		len = VARSIZE_ANY(raw);
 	MemoryContext old;
 	JsonbValue *v;
+	Jsonb	   *jb;
 	int			n,
 				nm = 0;
 
-	if (m != NULL && m->len == len && memcmp(m->bytes, jb, len) == 0)
+	if (m != NULL && m->len == len && memcmp(m->bytes, raw, len) == 0)
 		return m;
 
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -833,6 +840,9 @@ GetModel(FunctionCallInfo fcinfo, Jsonb *jb)
 		memset(m, 0, sizeof(LogregModel));
 	}
 	fcinfo->flinfo->fn_extra = NULL;	/* until it is complete */
+	MemoryContextSwitchTo(old);
+	jb = DatumGetJsonbP(arg);
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 
 	if (!JB_ROOT_IS_OBJECT(jb) ||
 		(v = EcrmJsonbKey(&jb->root, "type")) == NULL || v->type != jbvString ||
@@ -861,7 +871,7 @@ GetModel(FunctionCallInfo fcinfo, Jsonb *jb)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model fields \"coef\" and \"mean\" have different lengths (%d and %d)", n, nm)));
 	m->bytes = palloc(len);
-	memcpy(m->bytes, jb, len);
+	memcpy(m->bytes, raw, len);
 	m->len = len;
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = m;
@@ -887,7 +897,7 @@ PG_FUNCTION_INFO_V1(ecrm_logreg_predict);
 Datum
 ecrm_logreg_predict(PG_FUNCTION_ARGS)
 {
-	LogregModel *m = GetModel(fcinfo, PG_GETARG_JSONB_P(0));
+	LogregModel *m = GetModel(fcinfo, PG_GETARG_DATUM(0));
 	double	   *x = ModelFeatures(m, PG_GETARG_ARRAYTYPE_P(1));
 	double		eta = m->intercept;
 	int			j;
@@ -911,7 +921,7 @@ PG_FUNCTION_INFO_V1(ecrm_logreg_contributions);
 Datum
 ecrm_logreg_contributions(PG_FUNCTION_ARGS)
 {
-	LogregModel *m = GetModel(fcinfo, PG_GETARG_JSONB_P(0));
+	LogregModel *m = GetModel(fcinfo, PG_GETARG_DATUM(0));
 	double	   *x = ModelFeatures(m, PG_GETARG_ARRAYTYPE_P(1));
 	Datum	   *out;
 	int			j;
