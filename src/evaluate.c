@@ -400,8 +400,24 @@ static double *
 LogLossState(ArrayType *a)
 {
 	if (ARR_NDIM(a) != 1 || ARR_DIMS(a)[0] != 2 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
-		elog(ERROR, "log_loss expects a float8[2] state");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid log_loss state"),
+				 errdetail("The state is a float8[2] of {rows, sum of losses}.")));
 	return (double *) EcrmArrayData(a);
+}
+
+/*
+ * The state to update: in an aggregate the state array itself (as
+ * float8_accum does), otherwise a copy, so a direct call changes nothing.
+ */
+static ArrayType *
+LogLossWritable(FunctionCallInfo fcinfo, int argno)
+{
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(argno);
+
+	LogLossState(a);
+	return AggCheckCallContext(fcinfo, NULL) ? a : (ArrayType *) pg_detoast_datum_copy((struct varlena *) a);
 }
 
 PG_FUNCTION_INFO_V1(ecrm_log_loss_trans);
@@ -413,9 +429,11 @@ ecrm_log_loss_trans(PG_FUNCTION_ARGS)
 	double		p;
 	const double eps = 1e-15;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "ecrm_log_loss_trans called in non-aggregate context");
-	a = PG_GETARG_ARRAYTYPE_P(0);
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("log_loss state must not be NULL")));
+	a = LogLossWritable(fcinfo, 0);
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_ARRAYTYPE_P(a);
 	p = PG_GETARG_FLOAT8(1);
@@ -436,15 +454,10 @@ PG_FUNCTION_INFO_V1(ecrm_log_loss_combine);
 Datum
 ecrm_log_loss_combine(PG_FUNCTION_ARGS)
 {
-	ArrayType  *a;
-	double	   *x;
-	double	   *y;
+	ArrayType  *a = LogLossWritable(fcinfo, 0);
+	double	   *x = LogLossState(a);
+	double	   *y = LogLossState(PG_GETARG_ARRAYTYPE_P(1));
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "ecrm_log_loss_combine called in non-aggregate context");
-	a = PG_GETARG_ARRAYTYPE_P(0);
-	x = LogLossState(a);
-	y = LogLossState(PG_GETARG_ARRAYTYPE_P(1));
 	x[0] += y[0];
 	x[1] += y[1];
 	PG_RETURN_ARRAYTYPE_P(a);
@@ -456,7 +469,7 @@ ecrm_log_loss_final(PG_FUNCTION_ARGS)
 {
 	double	   *s = LogLossState(PG_GETARG_ARRAYTYPE_P(0));
 
-	if (s[0] == 0)
+	if (!(s[0] > 0))
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(s[1] / s[0]);
 }

@@ -92,7 +92,8 @@ ecrm_decay_weight(PG_FUNCTION_ARGS)
 
 /*
  * Transition function of decayed_sum(value, at, as_of, half_life).  A row
- * with any NULL argument is left out, as sum() leaves out NULLs.
+ * with any NULL argument is left out, as sum() leaves out NULLs.  The state
+ * is a plain float8, so this is a pure function callable anywhere.
  */
 PG_FUNCTION_INFO_V1(ecrm_decayed_sum_trans);
 Datum
@@ -101,9 +102,6 @@ ecrm_decayed_sum_trans(PG_FUNCTION_ARGS)
 	double		value;
 	double		w;
 	double		sum;
-
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "ecrm_decayed_sum_trans called in non-aggregate context");
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
 	{

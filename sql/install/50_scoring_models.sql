@@ -142,6 +142,9 @@ DECLARE
     conds text[] := '{}';
     expr  text;
 BEGIN
+    IF field IS NULL OR op IS NULL THEN
+        RAISE EXCEPTION 'a fit rule needs a field and an operator' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF field IN ('company', 'job_title', 'city', 'region', 'postal_code', 'country', 'language', 'source', 'owner') THEN
         t := format('c.%I', field);
     ELSIF field = 'email_domain' THEN
