@@ -9,6 +9,7 @@
 PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
+char	   *ecrm_lifecycle_reason = NULL;
 
 void		_PG_init(void);
 
@@ -42,6 +43,16 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
+
+	/* Set (usually SET LOCAL) by whoever moves a customer along the lifecycle; the trigger records it. */
+	DefineCustomStringVariable("ecrm.lifecycle_reason",
+							   "Reason recorded with the next lifecycle stage changes in this session or transaction.",
+							   NULL,
+							   &ecrm_lifecycle_reason,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

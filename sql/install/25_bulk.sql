@@ -188,27 +188,31 @@ BEGIN
     -- Every customer reference (namespace, external id) and the customer it is, old or new.
     CREATE TEMP TABLE _ecrm_ref ON COMMIT DROP AS
     WITH refs AS (
-        SELECT s.namespace, btrim(s.external_id) AS ref, max(s.row_no) AS cust_row, NULL::text AS country
+        SELECT s.namespace, btrim(s.external_id) AS ref, max(s.row_no) AS cust_row, NULL::text AS country, 0 AS src, min(s.row_no) AS first_row
           FROM ecrm.stage_customer s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_customer' AND p.row_no = s.row_no)
          GROUP BY 1, 2
         UNION ALL
-        SELECT s.namespace, btrim(s.customer_ref), NULL, max(upper(s.country))
+        SELECT s.namespace, btrim(s.customer_ref), NULL, max(upper(s.country)), 1, min(s.row_no)
           FROM ecrm.stage_order_line s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_order_line' AND p.row_no = s.row_no)
          GROUP BY 1, 2
         UNION ALL
-        SELECT s.namespace, btrim(s.customer_ref), NULL, NULL
+        SELECT s.namespace, btrim(s.customer_ref), NULL, NULL, 2, min(s.row_no)
           FROM ecrm.stage_interaction s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_interaction' AND p.row_no = s.row_no)
          GROUP BY 1, 2)
     SELECT r.namespace, r.ref, max(r.cust_row) AS cust_row, max(r.country) AS country,
-           ecrm.resolve_customer(min(i.customer_id)) AS customer_id, min(i.customer_id) IS NULL AS is_new
+           ecrm.resolve_customer(min(i.customer_id)) AS customer_id, min(i.customer_id) IS NULL AS is_new,
+           min(array[r.src, r.first_row]) AS appearance
       FROM refs r
       LEFT JOIN ecrm.identity i ON i.kind = 'external' AND i.namespace = r.namespace AND i.value = r.ref
      GROUP BY r.namespace, r.ref;
-    UPDATE _ecrm_ref SET customer_id = nextval(pg_get_serial_sequence('ecrm.customer_profile', 'customer_id'))
-     WHERE is_new;
+    -- new ids in the order the customers first appear in the staged data
+    UPDATE _ecrm_ref r SET customer_id = n.id
+      FROM (SELECT o.namespace, o.ref, nextval(pg_get_serial_sequence('ecrm.customer_profile', 'customer_id')) AS id
+              FROM (SELECT x.namespace, x.ref FROM _ecrm_ref x WHERE x.is_new ORDER BY x.appearance) o) n
+     WHERE r.namespace = n.namespace AND r.ref = n.ref;
     CREATE UNIQUE INDEX ON _ecrm_ref (namespace, ref);
     ANALYZE _ecrm_ref;
 
@@ -273,7 +277,11 @@ BEGIN
      GROUP BY s.namespace, s.order_ref;
     DELETE FROM _ecrm_order o USING _ecrm_order o2
      WHERE o.order_ref = o2.order_ref AND o.namespace > o2.namespace;   -- one order per reference
-    UPDATE _ecrm_order SET order_id = nextval(pg_get_serial_sequence('ecrm.orders', 'order_id')) WHERE NOT loaded_before;
+    UPDATE _ecrm_order r SET order_id = n.id
+      FROM (SELECT o.namespace, o.order_ref, nextval(pg_get_serial_sequence('ecrm.orders', 'order_id')) AS id
+              FROM (SELECT x.namespace, x.order_ref FROM _ecrm_order x WHERE NOT x.loaded_before
+                     ORDER BY x.ordered_at, x.order_ref) o) n
+     WHERE r.namespace = n.namespace AND r.order_ref = n.order_ref;
     CREATE UNIQUE INDEX ON _ecrm_order (namespace, order_ref);
     ANALYZE _ecrm_order;
     SELECT coalesce(sum(o.nlines), 0) INTO n_skip FROM _ecrm_order o WHERE o.loaded_before;

@@ -270,9 +270,14 @@ BEGIN
     CREATE TEMP TABLE _d_order ON COMMIT DROP AS
     WITH buyers AS (
         SELECT d.customer_id, d.p, d.copy, d.fav1, d.fav2, d.p_created_at, d.country,
+               -- no more than one order a fortnight on average over the customer's tenure
                CASE WHEN d.copy > 0 THEN 1
-                    ELSE least(1 + floor(-ln(1 - ecrm._demo_u(seed, d.p, 40)) * CASE WHEN d.stage = 'evangelist' THEN 6 ELSE 3 END)::int, 30) END AS n_orders,
-               CASE WHEN d.churn_u < 0.25 THEN as_of - make_interval(days => 120 + floor(ecrm._demo_u(seed, d.p, 41) * 400)::int)
+                    ELSE least(1 + floor(-ln(1 - ecrm._demo_u(seed, d.p, 40)) * CASE WHEN d.stage = 'evangelist' THEN 6 ELSE 3 END)::int, 30,
+                               1 + floor(extract(epoch FROM as_of - d.p_created_at) / (14 * 86400))::int) END AS n_orders,
+               -- a quarter of buyers drift away: they stop ordering some time after joining
+               CASE WHEN d.churn_u < 0.25
+                    THEN least(as_of, greatest(as_of - make_interval(days => 120 + floor(ecrm._demo_u(seed, d.p, 41) * 400)::int),
+                                               d.p_created_at + interval '30 days'))
                     ELSE as_of END AS active_until
           FROM _d_profile d
          WHERE d.p_stage >= 'customer')
