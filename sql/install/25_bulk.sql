@@ -188,23 +188,25 @@ BEGIN
     -- Every customer reference (namespace, external id) and the customer it is, old or new.
     CREATE TEMP TABLE _ecrm_ref ON COMMIT DROP AS
     WITH refs AS (
-        SELECT s.namespace, btrim(s.external_id) AS ref, max(s.row_no) AS cust_row, NULL::text AS country, 0 AS src, min(s.row_no) AS first_row
+        SELECT s.namespace, btrim(s.external_id) AS ref, max(s.row_no) AS cust_row, NULL::text AS country, 0 AS src, min(s.row_no) AS first_row,
+               NULL::timestamptz AS first_seen, NULL::timestamptz AS first_order_at
           FROM ecrm.stage_customer s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_customer' AND p.row_no = s.row_no)
          GROUP BY 1, 2
         UNION ALL
-        SELECT s.namespace, btrim(s.customer_ref), NULL, max(upper(s.country)), 1, min(s.row_no)
+        SELECT s.namespace, btrim(s.customer_ref), NULL, max(upper(s.country)), 1, min(s.row_no), min(s.ordered_at),
+               min(s.ordered_at) FILTER (WHERE coalesce(s.status, 'placed') NOT IN ('cancelled', 'returned'))
           FROM ecrm.stage_order_line s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_order_line' AND p.row_no = s.row_no)
          GROUP BY 1, 2
         UNION ALL
-        SELECT s.namespace, btrim(s.customer_ref), NULL, NULL, 2, min(s.row_no)
+        SELECT s.namespace, btrim(s.customer_ref), NULL, NULL, 2, min(s.row_no), min(s.occurred_at), NULL
           FROM ecrm.stage_interaction s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_interaction' AND p.row_no = s.row_no)
          GROUP BY 1, 2)
     SELECT r.namespace, r.ref, max(r.cust_row) AS cust_row, max(r.country) AS country,
            ecrm.resolve_customer(min(i.customer_id)) AS customer_id, min(i.customer_id) IS NULL AS is_new,
-           min(array[r.src, r.first_row]) AS appearance
+           min(array[r.src, r.first_row]) AS appearance, min(r.first_seen) AS first_seen, min(r.first_order_at) AS first_order_at
       FROM refs r
       LEFT JOIN ecrm.identity i ON i.kind = 'external' AND i.namespace = r.namespace AND i.value = r.ref
      GROUP BY r.namespace, r.ref;
@@ -221,12 +223,21 @@ BEGIN
          postal_code, region, country, language, lifecycle_stage, owner, source, attributes, created_at)
     SELECT r.customer_id, s.first_name, s.last_name, btrim(s.email), ecrm.normalize_phone(s.phone), s.birth_date,
            s.company, s.job_title, s.street, s.city, s.postal_code, s.region, coalesce(upper(s.country), r.country),
-           lower(s.language), coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage, s.owner,
-           coalesce(s.source, r.namespace), coalesce(s.attributes, '{}'), coalesce(s.created_at, now())
+           lower(s.language),
+           CASE WHEN r.first_order_at IS NOT NULL
+                THEN greatest(coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage, 'customer')
+                ELSE coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage END,
+           s.owner, coalesce(s.source, r.namespace), coalesce(s.attributes, '{}'),
+           coalesce(s.created_at, least(r.first_seen, now()), now())
       FROM _ecrm_ref r
       LEFT JOIN ecrm.stage_customer s ON s.row_no = r.cust_row
      WHERE r.is_new;
     GET DIAGNOSTICS n_new = ROW_COUNT;
+    -- a new customer whose first order is in this load became a customer then, not now
+    INSERT INTO ecrm.lifecycle_change (customer_id, from_stage, to_stage, changed_at, reason)
+    SELECT r.customer_id, coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage, 'customer', r.first_order_at, 'first order'
+      FROM _ecrm_ref r LEFT JOIN ecrm.stage_customer s ON s.row_no = r.cust_row
+     WHERE r.is_new AND r.first_order_at IS NOT NULL AND coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage < 'customer';
 
     UPDATE ecrm.customer_profile c SET
         first_name = coalesce(s.first_name, c.first_name), last_name = coalesce(s.last_name, c.last_name),
@@ -308,7 +319,7 @@ BEGIN
     UPDATE ecrm.customer_profile c SET lifecycle_stage = 'customer'
       FROM (SELECT DISTINCT r.customer_id FROM _ecrm_order o
               JOIN _ecrm_ref r ON r.namespace = o.namespace AND r.ref = btrim(o.customer_ref)
-             WHERE NOT o.loaded_before AND o.status NOT IN ('cancelled', 'returned')) b
+             WHERE NOT o.loaded_before AND o.status NOT IN ('cancelled', 'returned') AND NOT r.is_new) b
      WHERE c.customer_id = b.customer_id AND c.lifecycle_stage < 'customer';
     PERFORM set_config('ecrm.lifecycle_reason', '', true);
 

@@ -28,6 +28,10 @@ SELECT c.customer_id, c.first_name, c.email, c.phone, c.country, c.lifecycle_sta
   FROM ecrm.customer_profile c JOIN ecrm.identity i ON i.customer_id = c.customer_id AND i.kind = 'external'
  ORDER BY c.customer_id;
 SELECT kind, namespace, value FROM ecrm.identity ORDER BY kind, value;
+-- a customer known only from its orders dates from its first order, and became a customer then
+SELECT i.value AS ref, c.created_at, l.from_stage, l.to_stage, l.changed_at, l.reason
+  FROM ecrm.customer_profile c JOIN ecrm.identity i ON i.customer_id = c.customer_id AND i.kind = 'external'
+  LEFT JOIN ecrm.lifecycle_change l ON l.customer_id = c.customer_id ORDER BY 1;
 SELECT o.external_ref, i.value AS customer_ref, o.status, o.currency, o.total, count(l.*) AS lines
   FROM ecrm.orders o JOIN ecrm.identity i ON i.customer_id = o.customer_id AND i.kind = 'external'
   JOIN ecrm.order_line l USING (order_id) GROUP BY 1, 2, 3, 4, 5 ORDER BY 1;
