@@ -88,6 +88,10 @@ DECLARE
 BEGIN
     -- One loader at a time; the staging tables are shared.
     LOCK TABLE ecrm.stage_customer, ecrm.stage_order_line, ecrm.stage_interaction IN ACCESS EXCLUSIVE MODE;
+    -- freshly COPYed rows have no statistics; without them the joins below are planned for a few hundred rows
+    ANALYZE ecrm.stage_customer;
+    ANALYZE ecrm.stage_order_line;
+    ANALYZE ecrm.stage_interaction;
 
     -- a second call in one transaction finds the first call's work tables
     IF to_regclass('pg_temp._ecrm_problem') IS NOT NULL THEN
