@@ -537,6 +537,9 @@ BEGIN
     IF name IS NULL OR btrim(name) = '' OR length(name) > 200 THEN
         RAISE EXCEPTION 'campaign name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF EXISTS (SELECT FROM ecrm.campaign c WHERE c.name = create_campaign.name) THEN
         RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'unique_violation';
     END IF;
@@ -810,6 +813,10 @@ BEGIN
     END IF;
     IF length(query) > 10000 THEN
         RAISE EXCEPTION 'query is too long (% characters, at most 10000)', length(query) USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF config IS NULL OR NOT EXISTS (SELECT FROM pg_ts_config c WHERE c.oid = config) THEN
+        RAISE EXCEPTION 'text search configuration % does not exist', coalesce(config::oid::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use one such as english, german or simple.';
     END IF;
     IF coalesce(btrim(query), '') = '' THEN
         RETURN;
