@@ -2013,3 +2013,25 @@ ecrm_idset_union(PG_FUNCTION_ARGS)
 	}
 	return IdSetReturn(r);
 }
+
+PG_FUNCTION_INFO_V1(ecrm_idset_from_bytea);
+/* idset(bytea): a set from its binary form, validated like binary input */
+Datum
+ecrm_idset_from_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+
+	return IdSetReturn(IdSetFromBytes(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), true));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_to_bytea);
+/* idset_to_bytea: the binary form (what binary output sends) */
+Datum
+ecrm_idset_to_bytea(PG_FUNCTION_ARGS)
+{
+	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	bytea	   *out = palloc(VARSIZE(data));
+
+	memcpy(out, data, VARSIZE(data));
+	PG_RETURN_BYTEA_P(out);
+}

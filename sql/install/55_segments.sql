@@ -192,3 +192,46 @@ CREATE AGGREGATE ecrm.idset_intersect_agg(ecrm.idset) (
     COMBINEFUNC = ecrm._idset_intersect_combine, SERIALFUNC = ecrm._idset_agg_serialize,
     DESERIALFUNC = ecrm._idset_agg_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE ecrm.idset_intersect_agg(ecrm.idset) IS 'Intersection of the sets of the rows (NULLs skipped)';
+
+-- Binary form as bytea (the bytes binary output sends; input validated like binary input)
+CREATE FUNCTION ecrm.idset(bytes bytea) RETURNS ecrm.idset
+    AS 'MODULE_PATHNAME', 'ecrm_idset_from_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm.idset(bytea) IS 'The set whose binary form (idset_to_bytea, binary COPY) these bytes are; every byte is validated';
+CREATE FUNCTION ecrm.idset_to_bytea(set ecrm.idset) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ecrm_idset_to_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm.idset_to_bytea(ecrm.idset) IS 'The binary form of the set: version byte, header, then portable roaring bitmaps (little-endian)';
+
+------------------------------------------------------------------------------
+-- Part 2: k-means clustering (src/kmeans.c)
+------------------------------------------------------------------------------
+CREATE FUNCTION ecrm._kmeans_trans(internal, double precision[], integer) RETURNS internal
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION ecrm._kmeans_trans(internal, double precision[], integer, integer, integer) RETURNS internal
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION ecrm._kmeans_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION ecrm._kmeans_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION ecrm._kmeans_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION ecrm._kmeans_final(internal) RETURNS double precision[]
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- the final function sorts the collected points in place (the result does not depend on row order)
+CREATE AGGREGATE ecrm.kmeans(features double precision[], k integer) (
+    SFUNC = ecrm._kmeans_trans, STYPE = internal, FINALFUNC = ecrm._kmeans_final, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = ecrm._kmeans_combine, SERIALFUNC = ecrm._kmeans_serialize,
+    DESERIALFUNC = ecrm._kmeans_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE ecrm.kmeans(double precision[], integer) IS
+    'k-means (k-means++ start, Lloyd iterations, at most 100, seed 0) over the feature vectors of the rows: the k centroids as a k x d array';
+CREATE AGGREGATE ecrm.kmeans(features double precision[], k integer, max_iterations integer, seed integer) (
+    SFUNC = ecrm._kmeans_trans, STYPE = internal, FINALFUNC = ecrm._kmeans_final, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = ecrm._kmeans_combine, SERIALFUNC = ecrm._kmeans_serialize,
+    DESERIALFUNC = ecrm._kmeans_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE ecrm.kmeans(double precision[], integer, integer, integer) IS
+    'k-means (k-means++ start, Lloyd iterations) over the feature vectors of the rows: the k centroids as a k x d array; deterministic for a seed';
+
+CREATE FUNCTION ecrm.kmeans_assign(features double precision[], centroids double precision[]) RETURNS integer
+    AS 'MODULE_PATHNAME', 'ecrm_kmeans_assign' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm.kmeans_assign(double precision[], double precision[]) IS
+    'The cluster (1 to k) whose centroid is nearest to the feature vector; centroids as ecrm.kmeans returns them';
