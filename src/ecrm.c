@@ -9,6 +9,7 @@
 PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
+bool		ecrm_segment_realtime = true;
 
 void		_PG_init(void);
 
@@ -42,6 +43,15 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
+
+	DefineCustomBoolVariable("ecrm.segment_realtime",
+							 "Keeps segment memberships current as interactions, orders and profiles change.",
+							 "Turn off for a bulk load, then call ecrm.refresh_segments().",
+							 &ecrm_segment_realtime,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }
