@@ -10,6 +10,7 @@ PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
 bool		ecrm_segment_realtime = true;
+static char *ecrm_lifecycle_reason = NULL;
 
 void		_PG_init(void);
 
@@ -52,6 +53,19 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/*
+	 * Set by ecrm.record_order (set_config) for the lifecycle trigger; it
+	 * must be defined here because the ecrm prefix is reserved below.
+	 */
+	DefineCustomStringVariable("ecrm.lifecycle_reason",
+							   "Reason recorded with the next lifecycle stage change (set by ecrm's API).",
+							   NULL,
+							   &ecrm_lifecycle_reason,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

@@ -1039,12 +1039,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION ecrm.refresh_segment(segment text)
+CREATE FUNCTION ecrm.refresh_segment(name text)
     RETURNS TABLE (segment text, members bigint, entered bigint, exited bigint, milliseconds double precision)
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
-    RETURN QUERY SELECT * FROM ecrm._segment_refresh((ecrm._segment_by_name(refresh_segment.segment)).segment_id);
+    RETURN QUERY SELECT * FROM ecrm._segment_refresh((ecrm._segment_by_name(refresh_segment.name)).segment_id);
 END
 $$;
 COMMENT ON FUNCTION ecrm.refresh_segment(text) IS
@@ -1703,7 +1703,7 @@ BEGIN
 END
 $grants$;
 -- Agents (customer service, sales): who is in which segment, RFM per customer.
-GRANT SELECT ON ecrm.segments, ecrm.segment_membership, ecrm.segment_size_history, ecrm.segment_overlap, ecrm.rfm,
+GRANT SELECT ON ecrm.segment, ecrm.segment_delta, ecrm.segment_dependency, ecrm.segments, ecrm.segment_membership, ecrm.segment_size_history, ecrm.segment_overlap, ecrm.rfm,
                 ecrm.rfm_summary, ecrm.segment_event
    TO ecrm_agent;
 GRANT EXECUTE ON FUNCTION
