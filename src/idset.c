@@ -20,6 +20,7 @@
 
 #include <limits.h>
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "funcapi.h"
@@ -1366,12 +1367,50 @@ ecrm_idset_is_empty(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(GetU32((uint8 *) VARDATA(data) + 4) == 0);
 }
 
+/*
+ * The detoasted set of argument argno, cached across calls of one query
+ * when it is the same out-of-line value (toast values never change), so
+ * that testing many ids against a stored set detoasts it once.
+ */
+static IdSetData *
+CachedSetArg(FunctionCallInfo fcinfo, int argno)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+	typedef struct
+	{
+		struct varatt_external ptr;
+		IdSetData  *data;
+	} Cache;
+	Cache	   *cache = (Cache *) fcinfo->flinfo->fn_extra;
+	struct varatt_external ptr;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(raw))
+		return DatumGetIdSetData(PointerGetDatum(raw));
+	VARATT_EXTERNAL_GET_POINTER(ptr, raw);
+	if (cache != NULL && cache->ptr.va_valueid == ptr.va_valueid && cache->ptr.va_toastrelid == ptr.va_toastrelid)
+		return cache->data;
+	if (cache == NULL)
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(Cache));
+	else if (cache->data != NULL)
+		pfree(cache->data);
+	cache->data = NULL;
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		cache->data = (IdSetData *) detoast_attr(raw);
+		MemoryContextSwitchTo(old);
+	}
+	cache->ptr = ptr;
+	fcinfo->flinfo->fn_extra = cache;
+	return cache->data;
+}
+
 PG_FUNCTION_INFO_V1(ecrm_idset_contains_id);
 /* idset @> bigint */
 Datum
 ecrm_idset_contains_id(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(DataContains(PG_GETARG_IDSETDATA(0), PG_GETARG_INT64(1)));
+	PG_RETURN_BOOL(DataContains(CachedSetArg(fcinfo, 0), PG_GETARG_INT64(1)));
 }
 
 PG_FUNCTION_INFO_V1(ecrm_idset_id_contained);
@@ -1379,7 +1418,7 @@ PG_FUNCTION_INFO_V1(ecrm_idset_id_contained);
 Datum
 ecrm_idset_id_contained(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(DataContains(PG_GETARG_IDSETDATA(1), PG_GETARG_INT64(0)));
+	PG_RETURN_BOOL(DataContains(CachedSetArg(fcinfo, 1), PG_GETARG_INT64(0)));
 }
 
 static Datum
