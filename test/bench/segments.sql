@@ -18,6 +18,8 @@ SELECT g, 1 + (hashint8(g) & 2147483647) % 1000000, now() - make_interval(days =
 INSERT INTO order_line (order_id, line_no, customer_id, product_id, quantity, unit_price)
 SELECT o.order_id, 1, o.customer_id, 1 + o.order_id % 30, 1, 20 FROM orders o;
 RESET session_replication_role;
+SELECT setval(pg_get_serial_sequence('ecrm.orders', 'order_id'), 1500000), setval(pg_get_serial_sequence('ecrm.customer_profile', 'customer_id'), 1000000),
+       setval(pg_get_serial_sequence('ecrm.product', 'product_id'), 30);
 VACUUM ANALYZE customer_profile, orders, order_line, product;
 
 \timing on
