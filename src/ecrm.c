@@ -10,6 +10,7 @@ PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
 char	   *ecrm_lifecycle_reason = NULL;
+bool		ecrm_segment_realtime = true;
 
 void		_PG_init(void);
 
@@ -43,6 +44,15 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
+
+	DefineCustomBoolVariable("ecrm.segment_realtime",
+							 "Keeps segment memberships current as interactions, orders and profiles change.",
+							 "Turn off for a bulk load, then call ecrm.refresh_segments().",
+							 &ecrm_segment_realtime,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	/* Set (usually SET LOCAL) by whoever moves a customer along the lifecycle; the trigger records it. */
 	DefineCustomStringVariable("ecrm.lifecycle_reason",

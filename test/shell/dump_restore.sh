@@ -14,6 +14,13 @@ q ecrm_dump_src "SELECT count(*) FROM ecrm.generate_demo_data(200, 3, '2026-05-0
 q ecrm_dump_src "INSERT INTO ecrm.consent_purpose VALUES ('loyalty_programme', 'Loyalty programme messages')"
 q ecrm_dump_src "INSERT INTO ecrm.sla_policy VALUES ('urgent', '30 minutes', '2 hours')"
 q ecrm_dump_src "SELECT ecrm.record_consent(1, 'loyalty_programme', true, '2026-04-01')" >/dev/null
+# capabilities' own data: whatever their functions exist for (each line is skipped when it does not)
+has() { [ "$(q ecrm_dump_src "SELECT count(*) FROM pg_proc WHERE oid::regprocedure::text LIKE 'ecrm.$1(%'")" != 0 ]; }
+if has define_segment; then
+    q ecrm_dump_src "SELECT ecrm.define_segment('garden_buyers', '{\"bought\": {\"category\": \"garden\"}}')" >/dev/null
+    q ecrm_dump_src "SELECT ecrm.record_interaction(2, 'web', 'page_view', '2026-04-02')" >/dev/null
+    echo "ok: a segment defined before the dump"
+fi
 
 # One fingerprint per table of user data: row count and an md5 of the sorted rows.
 FP="SELECT string_agg(t || ':' || n || ':' || h, E'\n' ORDER BY t) FROM (
