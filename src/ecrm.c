@@ -10,6 +10,7 @@ PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
 char	   *ecrm_lifecycle_reason = NULL;
+bool		ecrm_segment_realtime = true;
 char	   *ecrm_lead_score_model = NULL;
 char	   *ecrm_conversion_model = NULL;
 bool		ecrm_score_on_write = true;
@@ -47,14 +48,23 @@ _PG_init(void)
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
 
-	/* read by the lifecycle trigger; a reserved prefix needs it defined to be settable */
+	DefineCustomBoolVariable("ecrm.segment_realtime",
+							 "Keeps segment memberships current as interactions, orders and profiles change.",
+							 "Turn off for a bulk load, then call ecrm.refresh_segments().",
+							 &ecrm_segment_realtime,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/* Set (usually SET LOCAL) by whoever moves a customer along the lifecycle; the trigger records it. */
 	DefineCustomStringVariable("ecrm.lifecycle_reason",
-							   "Why the lifecycle stages changed by the current transaction change (recorded in ecrm.lifecycle_change).",
-							   "Set it with set_config('ecrm.lifecycle_reason', ..., true) before updating lifecycle_stage.",
+							   "Reason recorded with the next lifecycle stage changes in this session or transaction.",
+							   NULL,
 							   &ecrm_lifecycle_reason,
 							   "",
 							   PGC_USERSET,
-							   0,
+							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("ecrm.lead_score_model",

@@ -296,7 +296,7 @@ CREATE TABLE ecrm.lifecycle_change (
     changed_by  text NOT NULL DEFAULT current_user
 );
 CREATE INDEX lifecycle_change_customer_idx ON ecrm.lifecycle_change (customer_id, changed_at);
-COMMENT ON TABLE ecrm.lifecycle_change IS 'Every move of a customer along the lifecycle, with why';
+COMMENT ON TABLE ecrm.lifecycle_change IS 'Every move of a customer along the lifecycle, with why (the first stage dates from the profile''s created_at)';
 
 ------------------------------------------------------------------------------
 -- The registry of customer-keyed tables: merge and erasure walk it, so a
@@ -346,24 +346,21 @@ CREATE TRIGGER ticket_touch BEFORE UPDATE ON ecrm.ticket
 CREATE TRIGGER kb_article_touch BEFORE UPDATE ON ecrm.kb_article
     FOR EACH ROW EXECUTE FUNCTION ecrm._touch_updated_at();
 
--- Record every lifecycle move, whoever makes it (API, UPDATE, automation).
+-- Record every lifecycle move, whoever makes it (API, UPDATE, automation).  Only moves: the first stage
+-- dates from the profile's created_at, and an INSERT trigger would write history again during pg_restore.
 CREATE FUNCTION ecrm._record_lifecycle_change() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
-    IF TG_OP = 'INSERT' OR NEW.lifecycle_stage IS DISTINCT FROM OLD.lifecycle_stage THEN
-        INSERT INTO ecrm.lifecycle_change (customer_id, from_stage, to_stage, changed_at, reason)
-        VALUES (NEW.customer_id,
-                CASE WHEN TG_OP = 'UPDATE' THEN OLD.lifecycle_stage END,
-                NEW.lifecycle_stage,
-                CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE now() END,
-                nullif(current_setting('ecrm.lifecycle_reason', true), ''));
-    END IF;
+    INSERT INTO ecrm.lifecycle_change (customer_id, from_stage, to_stage, changed_at, reason)
+    VALUES (NEW.customer_id, OLD.lifecycle_stage, NEW.lifecycle_stage, now(),
+            nullif(current_setting('ecrm.lifecycle_reason', true), ''));
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER customer_profile_lifecycle AFTER INSERT OR UPDATE OF lifecycle_stage ON ecrm.customer_profile
-    FOR EACH ROW WHEN (NEW.status = 'active') EXECUTE FUNCTION ecrm._record_lifecycle_change();
+CREATE TRIGGER customer_profile_lifecycle AFTER UPDATE OF lifecycle_stage ON ecrm.customer_profile
+    FOR EACH ROW WHEN (NEW.status = 'active' AND NEW.lifecycle_stage IS DISTINCT FROM OLD.lifecycle_stage)
+    EXECUTE FUNCTION ecrm._record_lifecycle_change();
 
 ------------------------------------------------------------------------------
 -- Helpers every entry point uses

@@ -217,7 +217,7 @@ BEGIN
     IF v_created IS NOT NULL THEN
         PERFORM ecrm._check_time(v_created, 'field "created_at"');
     END IF;
-    v_stage := ecrm._enum_label(ecrm._json_text(doc, 'lifecycle_stage', 40), 'ecrm.lifecycle_stage', 'field "lifecycle_stage"');
+    v_stage := ecrm._enum_label(ecrm._json_text(doc, 'lifecycle_stage', 40), 'ecrm.lifecycle_stage', 'lifecycle_stage');
     v_attrs := ecrm._check_object(CASE WHEN jsonb_typeof(doc -> 'attributes') = 'null' THEN NULL ELSE doc -> 'attributes' END,
                                   'field "attributes"', 65536);
     v_source := ecrm._json_text(doc, 'source', 100);
@@ -230,7 +230,7 @@ BEGIN
     -- Which customer is this?
     IF doc ? 'customer_id' AND jsonb_typeof(doc -> 'customer_id') <> 'null' THEN
         IF jsonb_typeof(doc -> 'customer_id') <> 'number' OR (doc ->> 'customer_id') !~ '^[0-9]{1,18}$' THEN
-            RAISE EXCEPTION 'field "customer_id" must be a positive integer, not %', left(doc ->> 'customer_id', 40)
+            RAISE EXCEPTION 'field "customer_id" must be a positive integer, not %', left((doc -> 'customer_id')::text, 40)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         target := ecrm._live_customer((doc ->> 'customer_id')::bigint);
@@ -308,7 +308,7 @@ BEGIN
     INSERT INTO ecrm.product AS p (sku, name, category, price, available, attributes)
     VALUES (btrim(upsert_product.sku), btrim(upsert_product.name), upsert_product.category, upsert_product.price,
             coalesce(upsert_product.available, true), ecrm._check_object(upsert_product.attributes, 'attributes', 65536))
-    ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category, price = EXCLUDED.price,
+    ON CONFLICT ON CONSTRAINT product_sku_key DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category, price = EXCLUDED.price,
                                     available = EXCLUDED.available, attributes = EXCLUDED.attributes
     RETURNING p.product_id INTO id;
     RETURN id;
@@ -403,6 +403,12 @@ BEGIN
         RAISE EXCEPTION 'invalid order status "%"', left(status, 40)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use one of: placed, paid, shipped, delivered, cancelled, returned.';
     END IF;
+    IF record_order.channel IS NULL THEN
+        RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM ecrm._enum_label(record_order.channel, 'ecrm.channel', 'channel');
+    PERFORM ecrm._campaign_exists(record_order.campaign_id);
+    PERFORM ecrm._check_time(record_order.ordered_at, 'ordered_at');
     IF currency IS NULL OR currency !~ '^[A-Z]{3}$' THEN
         RAISE EXCEPTION 'currency must be an ISO 4217 code such as EUR, not "%"', left(currency, 20)
             USING ERRCODE = 'invalid_parameter_value';
@@ -438,7 +444,7 @@ BEGIN
         END LOOP;
         IF jsonb_typeof(line -> 'quantity') IS DISTINCT FROM 'number' OR (line ->> 'quantity') !~ '^-?[0-9]{1,9}$'
            OR (line ->> 'quantity')::int = 0 THEN
-            RAISE EXCEPTION 'lines[%].quantity must be a non-zero integer, not %', n, coalesce(left(line ->> 'quantity', 40), 'missing')
+            RAISE EXCEPTION 'lines[%].quantity must be a non-zero integer, not %', n, coalesce(left((line -> 'quantity')::text, 40), 'missing')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         qty := (line ->> 'quantity')::int;
@@ -466,7 +472,7 @@ BEGIN
         IF line ? 'unit_price' THEN
             IF jsonb_typeof(line -> 'unit_price') <> 'number' OR (line ->> 'unit_price')::numeric < 0
                OR (line ->> 'unit_price')::numeric >= 1e10 THEN
-                RAISE EXCEPTION 'lines[%].unit_price must be a number from 0 to 9999999999.99, not %', n, left(line ->> 'unit_price', 40)
+                RAISE EXCEPTION 'lines[%].unit_price must be a number from 0 to 9999999999.99, not %', n, left((line -> 'unit_price')::text, 40)
                     USING ERRCODE = 'numeric_value_out_of_range';
             END IF;
             price := round((line ->> 'unit_price')::numeric, 2);
@@ -531,6 +537,9 @@ BEGIN
     IF name IS NULL OR btrim(name) = '' OR length(name) > 200 THEN
         RAISE EXCEPTION 'campaign name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF channel IS NULL THEN
+        RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF EXISTS (SELECT FROM ecrm.campaign c WHERE c.name = create_campaign.name) THEN
         RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'unique_violation';
     END IF;
@@ -591,7 +600,7 @@ BEGIN
             USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
     IF revenue > 0 AND k <> 'converted' THEN
-        RAISE EXCEPTION 'only a converted event carries revenue, not a % event', k USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'only converted events carry revenue, not % events', k USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF order_id IS NOT NULL AND NOT EXISTS (SELECT FROM ecrm.orders o WHERE o.order_id = record_campaign_events.order_id) THEN
         RAISE EXCEPTION 'order % does not exist', order_id USING ERRCODE = 'foreign_key_violation';
@@ -804,6 +813,10 @@ BEGIN
     END IF;
     IF length(query) > 10000 THEN
         RAISE EXCEPTION 'query is too long (% characters, at most 10000)', length(query) USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF config IS NULL OR NOT EXISTS (SELECT FROM pg_ts_config c WHERE c.oid = config) THEN
+        RAISE EXCEPTION 'text search configuration % does not exist', coalesce(config::oid::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use one such as english, german or simple.';
     END IF;
     IF coalesce(btrim(query), '') = '' THEN
         RETURN;

@@ -88,6 +88,10 @@ DECLARE
 BEGIN
     -- One loader at a time; the staging tables are shared.
     LOCK TABLE ecrm.stage_customer, ecrm.stage_order_line, ecrm.stage_interaction IN ACCESS EXCLUSIVE MODE;
+    -- freshly COPYed rows have no statistics; without them the joins below are planned for a few hundred rows
+    ANALYZE ecrm.stage_customer;
+    ANALYZE ecrm.stage_order_line;
+    ANALYZE ecrm.stage_interaction;
 
     -- a second call in one transaction finds the first call's work tables
     IF to_regclass('pg_temp._ecrm_problem') IS NOT NULL THEN
@@ -188,27 +192,33 @@ BEGIN
     -- Every customer reference (namespace, external id) and the customer it is, old or new.
     CREATE TEMP TABLE _ecrm_ref ON COMMIT DROP AS
     WITH refs AS (
-        SELECT s.namespace, btrim(s.external_id) AS ref, max(s.row_no) AS cust_row, NULL::text AS country
+        SELECT s.namespace, btrim(s.external_id) AS ref, max(s.row_no) AS cust_row, NULL::text AS country, 0 AS src, min(s.row_no) AS first_row,
+               NULL::timestamptz AS first_seen, NULL::timestamptz AS first_order_at
           FROM ecrm.stage_customer s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_customer' AND p.row_no = s.row_no)
          GROUP BY 1, 2
         UNION ALL
-        SELECT s.namespace, btrim(s.customer_ref), NULL, max(upper(s.country))
+        SELECT s.namespace, btrim(s.customer_ref), NULL, max(upper(s.country)), 1, min(s.row_no), min(s.ordered_at),
+               min(s.ordered_at) FILTER (WHERE coalesce(s.status, 'placed') NOT IN ('cancelled', 'returned'))
           FROM ecrm.stage_order_line s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_order_line' AND p.row_no = s.row_no)
          GROUP BY 1, 2
         UNION ALL
-        SELECT s.namespace, btrim(s.customer_ref), NULL, NULL
+        SELECT s.namespace, btrim(s.customer_ref), NULL, NULL, 2, min(s.row_no), min(s.occurred_at), NULL
           FROM ecrm.stage_interaction s
          WHERE NOT EXISTS (SELECT FROM _ecrm_problem p WHERE p.stage = 'stage_interaction' AND p.row_no = s.row_no)
          GROUP BY 1, 2)
     SELECT r.namespace, r.ref, max(r.cust_row) AS cust_row, max(r.country) AS country,
-           ecrm.resolve_customer(min(i.customer_id)) AS customer_id, min(i.customer_id) IS NULL AS is_new
+           ecrm.resolve_customer(min(i.customer_id)) AS customer_id, min(i.customer_id) IS NULL AS is_new,
+           min(array[r.src, r.first_row]) AS appearance, min(r.first_seen) AS first_seen, min(r.first_order_at) AS first_order_at
       FROM refs r
       LEFT JOIN ecrm.identity i ON i.kind = 'external' AND i.namespace = r.namespace AND i.value = r.ref
      GROUP BY r.namespace, r.ref;
-    UPDATE _ecrm_ref SET customer_id = nextval(pg_get_serial_sequence('ecrm.customer_profile', 'customer_id'))
-     WHERE is_new;
+    -- new ids in the order the customers first appear in the staged data
+    UPDATE _ecrm_ref r SET customer_id = n.id
+      FROM (SELECT o.namespace, o.ref, nextval(pg_get_serial_sequence('ecrm.customer_profile', 'customer_id')) AS id
+              FROM (SELECT x.namespace, x.ref FROM _ecrm_ref x WHERE x.is_new ORDER BY x.appearance) o) n
+     WHERE r.namespace = n.namespace AND r.ref = n.ref;
     CREATE UNIQUE INDEX ON _ecrm_ref (namespace, ref);
     ANALYZE _ecrm_ref;
 
@@ -217,12 +227,21 @@ BEGIN
          postal_code, region, country, language, lifecycle_stage, owner, source, attributes, created_at)
     SELECT r.customer_id, s.first_name, s.last_name, btrim(s.email), ecrm.normalize_phone(s.phone), s.birth_date,
            s.company, s.job_title, s.street, s.city, s.postal_code, s.region, coalesce(upper(s.country), r.country),
-           lower(s.language), coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage, s.owner,
-           coalesce(s.source, r.namespace), coalesce(s.attributes, '{}'), coalesce(s.created_at, now())
+           lower(s.language),
+           CASE WHEN r.first_order_at IS NOT NULL
+                THEN greatest(coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage, 'customer')
+                ELSE coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage END,
+           s.owner, coalesce(s.source, r.namespace), coalesce(s.attributes, '{}'),
+           coalesce(s.created_at, least(r.first_seen, now()), now())
       FROM _ecrm_ref r
       LEFT JOIN ecrm.stage_customer s ON s.row_no = r.cust_row
      WHERE r.is_new;
     GET DIAGNOSTICS n_new = ROW_COUNT;
+    -- a new customer whose first order is in this load became a customer then, not now
+    INSERT INTO ecrm.lifecycle_change (customer_id, from_stage, to_stage, changed_at, reason)
+    SELECT r.customer_id, coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage, 'customer', r.first_order_at, 'first order'
+      FROM _ecrm_ref r LEFT JOIN ecrm.stage_customer s ON s.row_no = r.cust_row
+     WHERE r.is_new AND r.first_order_at IS NOT NULL AND coalesce(s.lifecycle_stage, 'subscriber')::ecrm.lifecycle_stage < 'customer';
 
     UPDATE ecrm.customer_profile c SET
         first_name = coalesce(s.first_name, c.first_name), last_name = coalesce(s.last_name, c.last_name),
@@ -273,7 +292,11 @@ BEGIN
      GROUP BY s.namespace, s.order_ref;
     DELETE FROM _ecrm_order o USING _ecrm_order o2
      WHERE o.order_ref = o2.order_ref AND o.namespace > o2.namespace;   -- one order per reference
-    UPDATE _ecrm_order SET order_id = nextval(pg_get_serial_sequence('ecrm.orders', 'order_id')) WHERE NOT loaded_before;
+    UPDATE _ecrm_order r SET order_id = n.id
+      FROM (SELECT o.namespace, o.order_ref, nextval(pg_get_serial_sequence('ecrm.orders', 'order_id')) AS id
+              FROM (SELECT x.namespace, x.order_ref FROM _ecrm_order x WHERE NOT x.loaded_before
+                     ORDER BY x.ordered_at, x.order_ref) o) n
+     WHERE r.namespace = n.namespace AND r.order_ref = n.order_ref;
     CREATE UNIQUE INDEX ON _ecrm_order (namespace, order_ref);
     ANALYZE _ecrm_order;
     SELECT coalesce(sum(o.nlines), 0) INTO n_skip FROM _ecrm_order o WHERE o.loaded_before;
@@ -300,7 +323,7 @@ BEGIN
     UPDATE ecrm.customer_profile c SET lifecycle_stage = 'customer'
       FROM (SELECT DISTINCT r.customer_id FROM _ecrm_order o
               JOIN _ecrm_ref r ON r.namespace = o.namespace AND r.ref = btrim(o.customer_ref)
-             WHERE NOT o.loaded_before AND o.status NOT IN ('cancelled', 'returned')) b
+             WHERE NOT o.loaded_before AND o.status NOT IN ('cancelled', 'returned') AND NOT r.is_new) b
      WHERE c.customer_id = b.customer_id AND c.lifecycle_stage < 'customer';
     PERFORM set_config('ecrm.lifecycle_reason', '', true);
 

@@ -117,7 +117,7 @@ CREATE VIEW ecrm.leads AS
 SELECT c.customer_id,
        nullif(concat_ws(' ', c.first_name, c.last_name), '') AS full_name,
        c.email, c.phone, c.company, c.job_title, c.country, c.lifecycle_stage, c.owner, c.source, c.created_at,
-       st.stage_since,
+       coalesce(st.stage_since, c.created_at) AS stage_since,
        t.last_touch_at,
        coalesce(t.interactions_30d, 0) AS interactions_30d
   FROM ecrm.customer_profile c

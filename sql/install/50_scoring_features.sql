@@ -63,7 +63,15 @@ COMMENT ON COLUMN ecrm.lead_features.orders IS 'Frequency: orders placed (cancel
 COMMENT ON COLUMN ecrm.lead_features.revenue IS 'Monetary value: net revenue';
 COMMENT ON COLUMN ecrm.lead_features.days_since_last_order IS 'Recency: days since the latest order; NULL when none';
 COMMENT ON COLUMN ecrm.lead_features.interactions_90d IS 'Interactions in the last 90 days';
-COMMENT ON COLUMN ecrm.lead_features.web_90d IS 'Web interactions in the last 90 days (likewise email_90d ... support_90d per channel)';
+COMMENT ON COLUMN ecrm.lead_features.web_90d IS 'Web interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.email_90d IS 'Email interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.social_90d IS 'Social interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.chat_90d IS 'Chat interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.phone_90d IS 'Phone interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.survey_90d IS 'Survey interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.store_90d IS 'Store interactions in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.sales_90d IS 'Sales interactions (meetings, demos, calls) in the last 90 days';
+COMMENT ON COLUMN ecrm.lead_features.support_90d IS 'Support interactions in the last 90 days';
 COMMENT ON COLUMN ecrm.lead_features.email_opens_90d IS 'Campaign messages opened in the last 90 days';
 COMMENT ON COLUMN ecrm.lead_features.email_clicks_90d IS 'Campaign messages clicked in the last 90 days';
 COMMENT ON COLUMN ecrm.lead_features.days_since_last_touch IS 'Days since the latest interaction; NULL when none';

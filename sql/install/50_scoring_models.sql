@@ -1109,7 +1109,7 @@ CREATE OR REPLACE VIEW ecrm.leads AS
 SELECT c.customer_id,
        nullif(concat_ws(' ', c.first_name, c.last_name), '') AS full_name,
        c.email, c.phone, c.company, c.job_title, c.country, c.lifecycle_stage, c.owner, c.source, c.created_at,
-       (SELECT max(l.changed_at) FROM ecrm.lifecycle_change l WHERE l.customer_id = c.customer_id) AS stage_since,
+       coalesce((SELECT max(l.changed_at) FROM ecrm.lifecycle_change l WHERE l.customer_id = c.customer_id), c.created_at) AS stage_since,
        (SELECT max(n.occurred_at) FROM ecrm.interaction n WHERE n.customer_id = c.customer_id) AS last_touch_at,
        (SELECT count(*) FROM ecrm.interaction n
          WHERE n.customer_id = c.customer_id AND n.occurred_at > now() - interval '30 days') AS interactions_30d,

@@ -238,8 +238,6 @@ BEGIN
     SELECT d.customer_id, 'cookie', 'web', md5(seed || ':' || d.customer_id), NULL, 'web', d.p_created_at, d.p_created_at
       FROM _d_profile d WHERE d.p_source = 'web' AND d.v4 < 0.7;
 
-    -- Lifecycle history: replace the one row the insert trigger wrote with the path each profile took.
-    DELETE FROM ecrm.lifecycle_change l USING _d_profile d WHERE l.customer_id = d.customer_id;
 
     -- Products: eight categories, a dozen items each, priced by category and range.
     SELECT nextval(pg_get_serial_sequence('ecrm.product', 'product_id')) INTO base_p;
@@ -270,9 +268,14 @@ BEGIN
     CREATE TEMP TABLE _d_order ON COMMIT DROP AS
     WITH buyers AS (
         SELECT d.customer_id, d.p, d.copy, d.fav1, d.fav2, d.p_created_at, d.country,
+               -- no more than one order a fortnight on average over the customer's tenure
                CASE WHEN d.copy > 0 THEN 1
-                    ELSE least(1 + floor(-ln(1 - ecrm._demo_u(seed, d.p, 40)) * CASE WHEN d.stage = 'evangelist' THEN 6 ELSE 3 END)::int, 30) END AS n_orders,
-               CASE WHEN d.churn_u < 0.25 THEN as_of - make_interval(days => 120 + floor(ecrm._demo_u(seed, d.p, 41) * 400)::int)
+                    ELSE least(1 + floor(-ln(1 - ecrm._demo_u(seed, d.p, 40)) * CASE WHEN d.stage = 'evangelist' THEN 6 ELSE 3 END)::int, 30,
+                               1 + floor(extract(epoch FROM as_of - d.p_created_at) / (14 * 86400))::int) END AS n_orders,
+               -- a quarter of buyers drift away: they stop ordering some time after joining
+               CASE WHEN d.churn_u < 0.25
+                    THEN least(as_of, greatest(as_of - make_interval(days => 120 + floor(ecrm._demo_u(seed, d.p, 41) * 400)::int),
+                                               d.p_created_at + interval '30 days'))
                     ELSE as_of END AS active_until
           FROM _d_profile d
          WHERE d.p_stage >= 'customer')
@@ -318,12 +321,14 @@ BEGIN
       FROM (SELECT l.order_id, sum(l.amount) AS total FROM ecrm.order_line l GROUP BY l.order_id) s
      WHERE o.order_id = s.order_id AND o.customer_id IN (SELECT customer_id FROM _d_profile);
 
+    -- Lifecycle history: the moves each profile made from its first stage to its present one.
     INSERT INTO ecrm.lifecycle_change (customer_id, from_stage, to_stage, changed_at, reason, changed_by)
-    SELECT d.customer_id, lag(st.stage) OVER w, st.stage,
+    SELECT h.customer_id, h.from_stage, h.to_stage, h.changed_at, h.reason, h.changed_by FROM (
+    SELECT d.customer_id, lag(st.stage) OVER w AS from_stage, st.stage AS to_stage,
            CASE WHEN st.stage = 'customer' THEN coalesce(fo.first_order_at, d.p_created_at)
-                ELSE d.p_created_at + (coalesce(fo.first_order_at, as_of) - d.p_created_at) * (st.ord::double precision / 6) END,
-           CASE WHEN st.stage = 'customer' THEN 'first order' WHEN st.ord = 0 THEN 'sign-up' ELSE 'demo history' END,
-           'ecrm_demo'
+                ELSE d.p_created_at + (coalesce(fo.first_order_at, as_of) - d.p_created_at) * (st.ord::double precision / 6) END AS changed_at,
+           CASE WHEN st.stage = 'customer' THEN 'first order' ELSE 'demo history' END AS reason,
+           'ecrm_demo' AS changed_by
       FROM _d_profile d
       LEFT JOIN (SELECT o.customer_id, min(o.ordered_at) AS first_order_at FROM _d_order o GROUP BY 1) fo ON fo.customer_id = d.customer_id
       CROSS JOIN LATERAL (SELECT e.enumlabel::ecrm.lifecycle_stage AS stage, (e.enumsortorder - 1)::int AS ord
@@ -331,7 +336,8 @@ BEGIN
      WHERE st.stage <= d.p_stage
        AND (st.stage = 'subscriber' AND d.v5 < 0.4 OR st.stage = 'lead' AND (d.v5 >= 0.4 OR d.p_stage = 'lead')
             OR st.stage > 'lead' AND (d.p_stage < 'customer' OR st.stage >= 'customer'))
-    WINDOW w AS (PARTITION BY d.customer_id ORDER BY st.ord);
+    WINDOW w AS (PARTITION BY d.customer_id ORDER BY st.ord)) h
+     WHERE h.from_stage IS NOT NULL;
 
     -- Consents: given at sign-up; some withdrawn later.
     INSERT INTO ecrm.consent_event (customer_id, purpose, granted, recorded_at, source, evidence)

@@ -1,0 +1,2076 @@
+/*
+ * idset.c — the idset type: a compressed set of customer ids.
+ *
+ * Built on CRoaring (Debian's libroaring-dev): roaring bitmaps are the
+ * standard compressed integer set (Lucene, Druid, ClickHouse,
+ * pg_roaringbitmap use them), they pick per 2^16-id chunk the smallest of a
+ * sorted array, a bitset or runs, and their portable serialisation is a
+ * published, language-neutral format.  CRoaring holds 32-bit values; ids are
+ * bigint, so a set is a sorted list of buckets keyed by the high 32 bits of
+ * an id, each a 32-bit bitmap (see idset.h for the layout).
+ *
+ * Reads that need one answer (cardinality, membership, min, max, text
+ * output) work on the serialised bytes without building bitmaps; set
+ * algebra deserialises, computes with CRoaring and serialises again.
+ * Binary input is untrusted: every byte of every bitmap is checked here
+ * before CRoaring sees it, then the bitmaps are rebuilt by CRoaring so that
+ * only sets CRoaring wrote are ever stored.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/detoast.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port/pg_bitutils.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "ecrm.h"
+#include "idset.h"
+
+/* Constants of the portable roaring format (RoaringFormatSpec) */
+#define SERIAL_COOKIE_NO_RUN	12346
+#define SERIAL_COOKIE			12347
+#define NO_OFFSET_THRESHOLD		4
+#define ARRAY_MAX_CARD			4096
+#define BITSET_BYTES			8192
+
+/* ----------------------------------------------------------------
+ * Little-endian helpers: the on-disk and wire format is little-endian.
+ * ---------------------------------------------------------------- */
+static inline uint16
+GetU16(const uint8 *p)
+{
+	return (uint16) (p[0] | (p[1] << 8));
+}
+
+static inline uint32
+GetU32(const uint8 *p)
+{
+	return (uint32) p[0] | ((uint32) p[1] << 8) | ((uint32) p[2] << 16) | ((uint32) p[3] << 24);
+}
+
+static inline uint64
+GetU64(const uint8 *p)
+{
+	return (uint64) GetU32(p) | ((uint64) GetU32(p + 4) << 32);
+}
+
+static inline void
+PutU32(uint8 *p, uint32 v)
+{
+	p[0] = v & 0xFF;
+	p[1] = (v >> 8) & 0xFF;
+	p[2] = (v >> 16) & 0xFF;
+	p[3] = (v >> 24) & 0xFF;
+}
+
+static inline void
+PutU64(uint8 *p, uint64 v)
+{
+	PutU32(p, (uint32) v);
+	PutU32(p + 4, (uint32) (v >> 32));
+}
+
+static inline int64
+MakeId(uint32 high, uint32 low)
+{
+	return (int64) (((uint64) high << 32) | low);
+}
+
+/* Every id must be a non-negative bigint. */
+static inline void
+CheckId(int64 id)
+{
+	if (id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("id " INT64_FORMAT " is out of range for type idset", id),
+				 errdetail("Ids lie between 0 and " INT64_FORMAT ".", PG_INT64_MAX)));
+}
+
+static void
+ReportCorrupt(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("corrupted idset value"),
+			 errdetail("%s", what)));
+}
+
+static void
+ReportOutOfMemory(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory"),
+			 errdetail("The roaring bitmap library could not allocate memory.")));
+}
+
+/* ----------------------------------------------------------------
+ * In-memory sets and their lifetime
+ * ---------------------------------------------------------------- */
+
+/* Reset callback: free the malloc'd bitmaps when the owning context goes. */
+static void
+IdSetFreeCallback(void *arg)
+{
+	IdSet	   *set = (IdSet *) arg;
+	int			i;
+
+	for (i = 0; i < set->nbuckets; i++)
+		roaring_bitmap_free(set->bitmaps[i]);
+	set->nbuckets = 0;
+}
+
+/* An empty set in CurrentMemoryContext; its bitmaps die with the context. */
+IdSet *
+IdSetCreate(void)
+{
+	IdSet	   *set = palloc0(sizeof(IdSet));
+
+	set->capacity = 4;
+	set->highs = palloc(sizeof(uint32) * set->capacity);
+	set->bitmaps = palloc(sizeof(roaring_bitmap_t *) * set->capacity);
+	set->cb.func = IdSetFreeCallback;
+	set->cb.arg = set;
+	MemoryContextRegisterResetCallback(GetMemoryChunkContext(set), &set->cb);
+	return set;
+}
+
+/* Free the bitmaps now (the callback then has nothing left to do). */
+void
+IdSetFree(IdSet *set)
+{
+	IdSetFreeCallback(set);
+}
+
+static int
+FindBucket(const IdSet *set, uint32 high)
+{
+	int			lo = 0,
+				hi = set->nbuckets - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (set->highs[mid] == high)
+			return mid;
+		if (set->highs[mid] < high)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -(lo + 1);
+}
+
+/* Insert a bitmap (owned by the set from now on) at position pos. */
+static void
+InsertBucket(IdSet *set, int pos, uint32 high, roaring_bitmap_t *bm)
+{
+	if (bm == NULL)
+		ReportOutOfMemory();
+	if (set->nbuckets == set->capacity)
+	{
+		int			newcap;
+
+		/* keep the bitmap owned while we may throw */
+		if (set->capacity >= (int) (MaxAllocSize / sizeof(roaring_bitmap_t *) / 2))
+		{
+			roaring_bitmap_free(bm);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("idset has too many distinct high 32-bit id prefixes")));
+		}
+		newcap = set->capacity * 2;
+		PG_TRY();
+		{
+			set->highs = repalloc(set->highs, sizeof(uint32) * newcap);
+			set->bitmaps = repalloc(set->bitmaps, sizeof(roaring_bitmap_t *) * newcap);
+		}
+		PG_CATCH();
+		{
+			roaring_bitmap_free(bm);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		set->capacity = newcap;
+	}
+	memmove(set->highs + pos + 1, set->highs + pos, sizeof(uint32) * (set->nbuckets - pos));
+	memmove(set->bitmaps + pos + 1, set->bitmaps + pos, sizeof(roaring_bitmap_t *) * (set->nbuckets - pos));
+	set->highs[pos] = high;
+	set->bitmaps[pos] = bm;
+	set->nbuckets++;
+}
+
+/* Append a bitmap whose high is above every bucket's (ownership passes). */
+static void
+AppendBucket(IdSet *set, uint32 high, roaring_bitmap_t *bm)
+{
+	if (bm != NULL && roaring_bitmap_is_empty(bm))
+	{
+		roaring_bitmap_free(bm);
+		return;
+	}
+	InsertBucket(set, set->nbuckets, high, bm);
+}
+
+static void
+RemoveBucket(IdSet *set, int pos)
+{
+	roaring_bitmap_free(set->bitmaps[pos]);
+	memmove(set->highs + pos, set->highs + pos + 1, sizeof(uint32) * (set->nbuckets - pos - 1));
+	memmove(set->bitmaps + pos, set->bitmaps + pos + 1, sizeof(roaring_bitmap_t *) * (set->nbuckets - pos - 1));
+	set->nbuckets--;
+}
+
+static roaring_bitmap_t *
+GetBucket(IdSet *set, uint32 high)
+{
+	int			pos;
+
+	/* ids usually arrive in one bucket: try the last one first */
+	if (set->nbuckets > 0 && set->highs[set->nbuckets - 1] == high)
+		return set->bitmaps[set->nbuckets - 1];
+	pos = FindBucket(set, high);
+	if (pos >= 0)
+		return set->bitmaps[pos];
+	pos = -pos - 1;
+	InsertBucket(set, pos, high, roaring_bitmap_create());
+	return set->bitmaps[pos];
+}
+
+void
+IdSetAdd(IdSet *set, int64 id)
+{
+	CheckId(id);
+	roaring_bitmap_add(GetBucket(set, (uint32) ((uint64) id >> 32)), (uint32) id);
+}
+
+/* Add many ids; runs of ids with the same high 32 bits go in one call. */
+void
+IdSetAddMany(IdSet *set, const int64 *ids, int n)
+{
+	uint32		buf[1024];
+	int			i = 0;
+
+	while (i < n)
+	{
+		uint32		high;
+		int			m = 0;
+		roaring_bitmap_t *bm;
+
+		CheckId(ids[i]);
+		high = (uint32) ((uint64) ids[i] >> 32);
+		while (i < n && m < (int) lengthof(buf) && ids[i] >= 0 && (uint32) ((uint64) ids[i] >> 32) == high)
+			buf[m++] = (uint32) ids[i++];
+		bm = GetBucket(set, high);
+		roaring_bitmap_add_many(bm, m, buf);
+	}
+}
+
+/* Add the ids lo..hi (inclusive, lo <= hi, both valid). */
+static void
+IdSetAddRange(IdSet *set, int64 lo, int64 hi)
+{
+	uint64		h;
+
+	for (h = (uint64) lo >> 32; h <= ((uint64) hi >> 32); h++)
+	{
+		uint32		from = (h == ((uint64) lo >> 32)) ? (uint32) lo : 0;
+		uint32		to = (h == ((uint64) hi >> 32)) ? (uint32) hi : UINT32_MAX;
+
+		CHECK_FOR_INTERRUPTS();
+		roaring_bitmap_add_range_closed(GetBucket(set, (uint32) h), from, to);
+	}
+}
+
+uint64
+IdSetCardinality(const IdSet *set)
+{
+	uint64		n = 0;
+	int			i;
+
+	for (i = 0; i < set->nbuckets; i++)
+		n += roaring_bitmap_get_cardinality(set->bitmaps[i]);
+	return n;
+}
+
+/* ----------------------------------------------------------------
+ * The portable roaring format, read straight from bytes
+ * ---------------------------------------------------------------- */
+typedef struct BlobView
+{
+	const uint8 *buf;
+	Size		len;
+	uint32		size;			/* number of containers */
+	const uint8 *runflags;		/* bit i set: container i holds runs */
+	const uint8 *desc;			/* size x {uint16 key, uint16 card - 1} */
+	const uint8 *offsets;		/* size x uint32, or NULL */
+	Size		data;			/* where the first container starts */
+} BlobView;
+
+#define BV_KEY(v, i)	GetU16((v)->desc + 4 * (i))
+#define BV_CARD(v, i)	((uint32) GetU16((v)->desc + 4 * (i) + 2) + 1)
+#define BV_ISRUN(v, i)	((v)->runflags != NULL && ((v)->runflags[(i) / 8] >> ((i) % 8)) & 1)
+
+/* Parse the headers of a portable bitmap; false if they do not fit in len. */
+static bool
+BlobParse(const uint8 *buf, Size len, BlobView *v)
+{
+	uint32		cookie;
+	Size		pos;
+
+	memset(v, 0, sizeof(*v));
+	v->buf = buf;
+	v->len = len;
+	if (len < 4)
+		return false;
+	cookie = GetU32(buf);
+	pos = 4;
+	if ((cookie & 0xFFFF) == SERIAL_COOKIE)
+	{
+		v->size = (cookie >> 16) + 1;
+		v->runflags = buf + pos;
+		pos += (v->size + 7) / 8;
+	}
+	else if (cookie == SERIAL_COOKIE_NO_RUN)
+	{
+		if (len < 8)
+			return false;
+		v->size = GetU32(buf + 4);
+		pos = 8;
+		if (v->size > 65536)
+			return false;
+	}
+	else
+		return false;
+	if (pos + (Size) 4 * v->size > len)
+		return false;
+	v->desc = buf + pos;
+	pos += 4 * v->size;
+	if (v->runflags == NULL || v->size >= NO_OFFSET_THRESHOLD)
+	{
+		if (pos + (Size) 4 * v->size > len)
+			return false;
+		v->offsets = buf + pos;
+		pos += 4 * v->size;
+	}
+	v->data = pos;
+	return true;
+}
+
+/* Bytes taken by container i starting at pos; 0 when it would not fit. */
+static Size
+BlobContainerBytes(const BlobView *v, uint32 i, Size pos)
+{
+	Size		n;
+
+	if (BV_ISRUN(v, i))
+	{
+		if (pos + 2 > v->len)
+			return 0;
+		n = 2 + (Size) 4 * GetU16(v->buf + pos);
+	}
+	else if (BV_CARD(v, i) > ARRAY_MAX_CARD)
+		n = BITSET_BYTES;
+	else
+		n = (Size) 2 * BV_CARD(v, i);
+	return (pos + n <= v->len) ? n : 0;
+}
+
+/* Start of container i (trusted bytes: offsets or a walk from the start). */
+static Size
+BlobContainerPos(const BlobView *v, uint32 i)
+{
+	Size		pos;
+	uint32		j;
+
+	if (v->offsets != NULL)
+		return GetU32(v->offsets + 4 * i);
+	pos = v->data;
+	for (j = 0; j < i; j++)
+	{
+		Size		n = BlobContainerBytes(v, j, pos);
+
+		if (n == 0)
+			ReportCorrupt("A bitmap container runs past the end of its bucket.");
+		pos += n;
+	}
+	return pos;
+}
+
+/* Does container i (at pos) hold the low 16 bits x? */
+static bool
+BlobContainerHas(const BlobView *v, uint32 i, Size pos, uint16 x)
+{
+	const uint8 *c = v->buf + pos;
+
+	if (BlobContainerBytes(v, i, pos) == 0)
+		ReportCorrupt("A bitmap container runs past the end of its bucket.");
+	if (BV_ISRUN(v, i))
+	{
+		int			lo = 0,
+					hi = GetU16(c) - 1;
+
+		while (lo <= hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+			uint32		start = GetU16(c + 2 + 4 * mid);
+			uint32		end = start + GetU16(c + 4 + 4 * mid);
+
+			if (x < start)
+				hi = mid - 1;
+			else if (x > end)
+				lo = mid + 1;
+			else
+				return true;
+		}
+		return false;
+	}
+	else if (BV_CARD(v, i) > ARRAY_MAX_CARD)
+		return (c[x / 8] >> (x % 8)) & 1;
+	else
+	{
+		int			lo = 0,
+					hi = (int) BV_CARD(v, i) - 1;
+
+		while (lo <= hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+			uint16		y = GetU16(c + 2 * mid);
+
+			if (y == x)
+				return true;
+			if (y < x)
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+		return false;
+	}
+}
+
+static bool
+BlobContains(const uint8 *buf, Size len, uint32 low)
+{
+	BlobView	v;
+	uint16		key = low >> 16;
+	int			lo = 0,
+				hi;
+
+	if (!BlobParse(buf, len, &v))
+		ReportCorrupt("A bitmap header does not fit in its bucket.");
+	hi = (int) v.size - 1;
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		uint16		k = BV_KEY(&v, mid);
+
+		if (k == key)
+			return BlobContainerHas(&v, mid, BlobContainerPos(&v, mid), (uint16) low);
+		if (k < key)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/* Smallest (first) or largest value of a non-empty blob. */
+static uint32
+BlobExtreme(const uint8 *buf, Size len, bool largest)
+{
+	BlobView	v;
+	uint32		i;
+	Size		pos;
+	const uint8 *c;
+	uint32		low;
+
+	if (!BlobParse(buf, len, &v) || v.size == 0)
+		ReportCorrupt("A bitmap header does not fit in its bucket.");
+	i = largest ? v.size - 1 : 0;
+	pos = BlobContainerPos(&v, i);
+	if (BlobContainerBytes(&v, i, pos) == 0)
+		ReportCorrupt("A bitmap container runs past the end of its bucket.");
+	c = v.buf + pos;
+	if (BV_ISRUN(&v, i))
+	{
+		uint16		nruns = GetU16(c);
+
+		if (nruns == 0)
+			ReportCorrupt("A run container has no runs.");
+		low = largest ? (uint32) GetU16(c + 2 + 4 * (nruns - 1)) + GetU16(c + 4 + 4 * (nruns - 1))
+			: GetU16(c + 2);
+	}
+	else if (BV_CARD(&v, i) > ARRAY_MAX_CARD)
+	{
+		int			b;
+
+		low = 0;
+		if (largest)
+		{
+			for (b = BITSET_BYTES - 1; b >= 0 && c[b] == 0; b--)
+				;
+			if (b >= 0)
+				low = b * 8 + pg_leftmost_one_pos32(c[b]);
+		}
+		else
+		{
+			for (b = 0; b < BITSET_BYTES && c[b] == 0; b++)
+				;
+			if (b < BITSET_BYTES)
+				low = b * 8 + pg_rightmost_one_pos32(c[b]);
+		}
+	}
+	else
+		low = GetU16(c + 2 * (largest ? BV_CARD(&v, i) - 1 : 0));
+	return ((uint32) BV_KEY(&v, i) << 16) | low;
+}
+
+/*
+ * Check every byte of an untrusted portable bitmap: headers, keys strictly
+ * ascending, offsets where they must be, arrays strictly ascending, bitsets
+ * and runs holding exactly the cardinality the header says, runs ascending,
+ * disjoint and inside the chunk, and nothing left over.  Returns the
+ * cardinality; reports what is wrong otherwise.
+ */
+static uint64
+BlobValidate(const uint8 *buf, Size len)
+{
+	BlobView	v;
+	Size		pos;
+	uint32		i;
+	uint64		total = 0;
+
+#define BAD(...) ereport(ERROR, \
+						 (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), \
+						  errmsg("invalid binary idset"), errdetail(__VA_ARGS__)))
+
+	if (!BlobParse(buf, len, &v))
+		BAD("A bitmap header is malformed or truncated.");
+	if (v.size == 0)
+		BAD("A bucket holds an empty bitmap.");
+	pos = v.data;
+	for (i = 0; i < v.size; i++)
+	{
+		uint32		card = BV_CARD(&v, i);
+		Size		n;
+		const uint8 *c;
+
+		if (i > 0 && BV_KEY(&v, i) <= BV_KEY(&v, i - 1))
+			BAD("Bitmap container keys are not strictly ascending.");
+		if (v.offsets != NULL && GetU32(v.offsets + 4 * i) != pos)
+			BAD("Bitmap container %u is not where its offset says.", i);
+		n = BlobContainerBytes(&v, i, pos);
+		if (n == 0)
+			BAD("Bitmap container %u runs past the end of the data.", i);
+		c = buf + pos;
+		if (BV_ISRUN(&v, i))
+		{
+			uint32		nruns = GetU16(c);
+			uint32		sum = 0;
+			int64		prev_end = -2;
+			uint32		r;
+
+			if (nruns == 0)
+				BAD("Run container %u has no runs.", i);
+			for (r = 0; r < nruns; r++)
+			{
+				uint32		start = GetU16(c + 2 + 4 * r);
+				uint32		length = GetU16(c + 4 + 4 * r);
+
+				if ((int64) start <= prev_end || start + length > 65535)
+					BAD("Run container %u has overlapping, unsorted or out-of-range runs.", i);
+				prev_end = start + length;
+				sum += length + 1;
+			}
+			if (sum != card)
+				BAD("Run container %u holds %u ids, its header says %u.", i, sum, card);
+		}
+		else if (card > ARRAY_MAX_CARD)
+		{
+			uint64		bits = pg_popcount((const char *) c, BITSET_BYTES);
+
+			if (bits != card)
+				BAD("Bitset container %u holds " UINT64_FORMAT " ids, its header says %u.", i, bits, card);
+		}
+		else
+		{
+			uint32		k;
+
+			for (k = 1; k < card; k++)
+				if (GetU16(c + 2 * k) <= GetU16(c + 2 * (k - 1)))
+					BAD("Array container %u is not strictly ascending.", i);
+		}
+		total += card;
+		pos += n;
+	}
+	if (pos != len)
+		BAD("%zu bytes are left over after a bitmap.", (size_t) (len - pos));
+#undef BAD
+	return total;
+}
+
+/* ----------------------------------------------------------------
+ * The varlena format
+ * ---------------------------------------------------------------- */
+typedef struct IdSetView
+{
+	const uint8 *base;			/* VARDATA */
+	Size		len;
+	uint32		nbuckets;
+	uint64		cardinality;
+	const uint8 *dir;
+	Size		blobs;			/* offset of the first blob */
+} IdSetView;
+
+/* Check the header and directory of a stored value (blobs are checked when read). */
+static void
+ViewParse(const uint8 *base, Size len, IdSetView *v, bool untrusted)
+{
+	Size		need;
+	uint32		i;
+	Size		total = 0;
+
+#define BAD(...) do { \
+		if (untrusted) \
+			ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), \
+							errmsg("invalid binary idset"), errdetail(__VA_ARGS__))); \
+		else \
+			ReportCorrupt("The idset header is inconsistent."); \
+	} while (0)
+
+	v->base = base;
+	v->len = len;
+	if (len < IDSET_HEADER_SIZE)
+		BAD("The value is %zu bytes long, shorter than the %d-byte header.", (size_t) len, IDSET_HEADER_SIZE);
+	if (base[0] != IDSET_VERSION)
+		BAD("Format version %d is not supported (this ecrm reads version %d).", base[0], IDSET_VERSION);
+	if (base[1] != 0 || GetU16(base + 2) != 0)
+		BAD("Reserved header fields are not zero.");
+	v->nbuckets = GetU32(base + 4);
+	v->cardinality = GetU64(base + 8);
+	if (v->nbuckets > (len - IDSET_HEADER_SIZE) / IDSET_DIR_ENTRY)
+		BAD("The header announces %u buckets, more than the value can hold.", v->nbuckets);
+	need = IDSET_HEADER_SIZE + (Size) IDSET_DIR_ENTRY * v->nbuckets;
+	v->dir = base + IDSET_HEADER_SIZE;
+	v->blobs = need;
+	for (i = 0; i < v->nbuckets; i++)
+	{
+		uint32		nbytes = GetU32(v->dir + IDSET_DIR_ENTRY * i + 4);
+
+		if (i > 0 && GetU32(v->dir + IDSET_DIR_ENTRY * i) <= GetU32(v->dir + IDSET_DIR_ENTRY * (i - 1)))
+			BAD("Bucket keys are not strictly ascending.");
+		if (GetU32(v->dir + IDSET_DIR_ENTRY * i) > (uint32) PG_INT32_MAX)
+			BAD("A bucket holds ids above 9223372036854775807.");
+		if (nbytes > len - need - total)
+			BAD("Bucket %u runs past the end of the value.", i);
+		total += nbytes;
+	}
+	if (need + total != len)
+		BAD("%zu bytes are left over after the last bucket.", (size_t) (len - need - total));
+	if (v->nbuckets == 0 && v->cardinality != 0)
+		BAD("An empty set claims " UINT64_FORMAT " ids.", v->cardinality);
+#undef BAD
+}
+
+static void
+ViewFromData(const IdSetData *data, IdSetView *v)
+{
+	ViewParse((const uint8 *) VARDATA(data), VARSIZE(data) - VARHDRSZ, v, false);
+}
+
+static inline uint32
+ViewHigh(const IdSetView *v, uint32 i)
+{
+	return GetU32(v->dir + IDSET_DIR_ENTRY * i);
+}
+
+/* Position and length of blob i. */
+static void
+ViewBlob(const IdSetView *v, uint32 i, const uint8 **blob, Size *len)
+{
+	Size		pos = v->blobs;
+	uint32		j;
+
+	for (j = 0; j < i; j++)
+		pos += GetU32(v->dir + IDSET_DIR_ENTRY * j + 4);
+	*blob = v->base + pos;
+	*len = GetU32(v->dir + IDSET_DIR_ENTRY * i + 4);
+}
+
+static int
+ViewFindBucket(const IdSetView *v, uint32 high)
+{
+	int			lo = 0,
+				hi = (int) v->nbuckets - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		uint32		h = ViewHigh(v, mid);
+
+		if (h == high)
+			return mid;
+		if (h < high)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/* Build the in-memory set from bytes; untrusted bytes are validated first. */
+IdSet *
+IdSetFromBytes(const char *buf, Size len, bool untrusted)
+{
+	IdSetView	v;
+	IdSet	   *set;
+	uint32		i;
+	Size		pos;
+	uint64		total = 0;
+
+	ViewParse((const uint8 *) buf, len, &v, untrusted);
+	set = IdSetCreate();
+	pos = v.blobs;
+	for (i = 0; i < v.nbuckets; i++)
+	{
+		Size		nbytes = GetU32(v.dir + IDSET_DIR_ENTRY * i + 4);
+		roaring_bitmap_t *bm;
+
+		if (untrusted)
+			total += BlobValidate(v.base + pos, nbytes);
+		bm = roaring_bitmap_portable_deserialize_safe((const char *) v.base + pos, nbytes);
+		if (bm == NULL)
+		{
+			if (untrusted)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("invalid binary idset"),
+						 errdetail("Bucket %u is not a valid portable roaring bitmap.", i)));
+			ReportCorrupt("A bucket is not a valid portable roaring bitmap.");
+		}
+		AppendBucket(set, ViewHigh(&v, i), bm);
+		if (untrusted && roaring_bitmap_portable_deserialize_size((const char *) v.base + pos, nbytes) != nbytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid binary idset"),
+					 errdetail("Bucket %u does not use all of its bytes.", i)));
+		pos += nbytes;
+	}
+	if (untrusted && (total != v.cardinality || IdSetCardinality(set) != total))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary idset"),
+				 errdetail("The header says " UINT64_FORMAT " ids, the bitmaps hold " UINT64_FORMAT ".",
+						   v.cardinality, total)));
+	return set;
+}
+
+IdSet *
+IdSetFromData(const IdSetData *data)
+{
+	return IdSetFromBytes(VARDATA(data), VARSIZE(data) - VARHDRSZ, false);
+}
+
+/* Serialise: run-optimise each bitmap, then write header, directory and blobs. */
+IdSetData *
+IdSetToData(IdSet *set)
+{
+	Size		total = IDSET_HEADER_SIZE;
+	Size	   *sizes;
+	IdSetData  *out;
+	uint8	   *p;
+	uint64		card = 0;
+	int			i,
+				n = 0;
+
+	sizes = palloc(sizeof(Size) * Max(set->nbuckets, 1));
+	for (i = 0; i < set->nbuckets; i++)
+	{
+		roaring_bitmap_run_optimize(set->bitmaps[i]);
+		roaring_bitmap_shrink_to_fit(set->bitmaps[i]);
+		sizes[i] = roaring_bitmap_portable_size_in_bytes(set->bitmaps[i]);
+		if (roaring_bitmap_is_empty(set->bitmaps[i]))
+			continue;
+		total = add_size(total, add_size(IDSET_DIR_ENTRY, sizes[i]));
+		card += roaring_bitmap_get_cardinality(set->bitmaps[i]);
+		n++;
+	}
+	if (total > MaxAllocSize - VARHDRSZ || total > PG_UINT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("idset is too large (%zu bytes)", (size_t) total),
+				 errdetail("An idset value is at most %zu bytes.", (size_t) (MaxAllocSize - VARHDRSZ))));
+	out = palloc(VARHDRSZ + total);
+	SET_VARSIZE(out, VARHDRSZ + total);
+	p = (uint8 *) VARDATA(out);
+	p[0] = IDSET_VERSION;
+	p[1] = 0;
+	p[2] = p[3] = 0;
+	PutU32(p + 4, n);
+	PutU64(p + 8, card);
+	p += IDSET_HEADER_SIZE;
+	for (i = 0; i < set->nbuckets; i++)
+	{
+		if (roaring_bitmap_is_empty(set->bitmaps[i]))
+			continue;
+		PutU32(p, set->highs[i]);
+		PutU32(p + 4, (uint32) sizes[i]);
+		p += IDSET_DIR_ENTRY;
+	}
+	for (i = 0; i < set->nbuckets; i++)
+	{
+		if (roaring_bitmap_is_empty(set->bitmaps[i]))
+			continue;
+		if (roaring_bitmap_portable_serialize(set->bitmaps[i], (char *) p) != sizes[i])
+			elog(ERROR, "roaring bitmap serialised to an unexpected size");
+		p += sizes[i];
+	}
+	pfree(sizes);
+	return out;
+}
+
+IdSetData *
+IdSetEmptyData(void)
+{
+	IdSetData  *out = palloc0(VARHDRSZ + IDSET_HEADER_SIZE);
+
+	SET_VARSIZE(out, VARHDRSZ + IDSET_HEADER_SIZE);
+	((uint8 *) VARDATA(out))[0] = IDSET_VERSION;
+	return out;
+}
+
+/* Serialise a temporary set, free its bitmaps and return the datum. */
+static Datum
+IdSetReturn(IdSet *set)
+{
+	IdSetData  *out = IdSetToData(set);
+
+	IdSetFree(set);
+	PG_RETURN_POINTER(out);
+}
+
+/* ----------------------------------------------------------------
+ * Set algebra on in-memory sets
+ * ---------------------------------------------------------------- */
+typedef enum IdSetOp
+{
+	OP_OR,
+	OP_AND,
+	OP_ANDNOT,
+	OP_XOR
+} IdSetOp;
+
+static roaring_bitmap_t *
+CopyBitmap(const roaring_bitmap_t *bm)
+{
+	roaring_bitmap_t *c = roaring_bitmap_copy(bm);
+
+	if (c == NULL)
+		ReportOutOfMemory();
+	return c;
+}
+
+static IdSet *
+IdSetBinary(const IdSet *a, const IdSet *b, IdSetOp op)
+{
+	IdSet	   *r = IdSetCreate();
+	int			i = 0,
+				j = 0;
+
+	while (i < a->nbuckets || j < b->nbuckets)
+	{
+		bool		in_a = i < a->nbuckets && (j >= b->nbuckets || a->highs[i] <= b->highs[j]);
+		bool		in_b = j < b->nbuckets && (i >= a->nbuckets || b->highs[j] <= a->highs[i]);
+
+		CHECK_FOR_INTERRUPTS();
+		if (in_a && in_b)
+		{
+			roaring_bitmap_t *x = NULL;
+
+			switch (op)
+			{
+				case OP_OR:
+					x = roaring_bitmap_or(a->bitmaps[i], b->bitmaps[j]);
+					break;
+				case OP_AND:
+					x = roaring_bitmap_and(a->bitmaps[i], b->bitmaps[j]);
+					break;
+				case OP_ANDNOT:
+					x = roaring_bitmap_andnot(a->bitmaps[i], b->bitmaps[j]);
+					break;
+				case OP_XOR:
+					x = roaring_bitmap_xor(a->bitmaps[i], b->bitmaps[j]);
+					break;
+			}
+			if (x == NULL)
+				ReportOutOfMemory();
+			AppendBucket(r, a->highs[i], x);
+			i++, j++;
+		}
+		else if (in_a)
+		{
+			if (op != OP_AND)
+				AppendBucket(r, a->highs[i], CopyBitmap(a->bitmaps[i]));
+			i++;
+		}
+		else
+		{
+			if (op == OP_OR || op == OP_XOR)
+				AppendBucket(r, b->highs[j], CopyBitmap(b->bitmaps[j]));
+			j++;
+		}
+	}
+	return r;
+}
+
+void
+IdSetOrInPlace(IdSet *a, const IdSet *b)
+{
+	int			j;
+
+	for (j = 0; j < b->nbuckets; j++)
+	{
+		int			pos = FindBucket(a, b->highs[j]);
+
+		CHECK_FOR_INTERRUPTS();
+		if (pos >= 0)
+			roaring_bitmap_or_inplace(a->bitmaps[pos], b->bitmaps[j]);
+		else
+			InsertBucket(a, -pos - 1, b->highs[j], CopyBitmap(b->bitmaps[j]));
+	}
+}
+
+void
+IdSetAndInPlace(IdSet *a, const IdSet *b)
+{
+	int			i = 0;
+
+	while (i < a->nbuckets)
+	{
+		int			pos = FindBucket(b, a->highs[i]);
+
+		CHECK_FOR_INTERRUPTS();
+		if (pos >= 0)
+		{
+			roaring_bitmap_and_inplace(a->bitmaps[i], b->bitmaps[pos]);
+			if (!roaring_bitmap_is_empty(a->bitmaps[i]))
+			{
+				i++;
+				continue;
+			}
+		}
+		RemoveBucket(a, i);
+	}
+}
+
+/* |a & b| without building it. */
+static uint64
+IdSetAndCardinality(const IdSet *a, const IdSet *b)
+{
+	uint64		n = 0;
+	int			i = 0,
+				j = 0;
+
+	while (i < a->nbuckets && j < b->nbuckets)
+	{
+		if (a->highs[i] == b->highs[j])
+			n += roaring_bitmap_and_cardinality(a->bitmaps[i++], b->bitmaps[j++]);
+		else if (a->highs[i] < b->highs[j])
+			i++;
+		else
+			j++;
+	}
+	return n;
+}
+
+static bool
+IdSetIsSubset(const IdSet *a, const IdSet *b)
+{
+	int			i;
+
+	for (i = 0; i < a->nbuckets; i++)
+	{
+		int			pos = FindBucket(b, a->highs[i]);
+
+		if (pos < 0 || !roaring_bitmap_is_subset(a->bitmaps[i], b->bitmaps[pos]))
+			return false;
+	}
+	return true;
+}
+
+static bool
+IdSetIntersects(const IdSet *a, const IdSet *b)
+{
+	int			i = 0,
+				j = 0;
+
+	while (i < a->nbuckets && j < b->nbuckets)
+	{
+		if (a->highs[i] == b->highs[j])
+		{
+			if (roaring_bitmap_intersect(a->bitmaps[i++], b->bitmaps[j++]))
+				return true;
+		}
+		else if (a->highs[i] < b->highs[j])
+			i++;
+		else
+			j++;
+	}
+	return false;
+}
+
+/* ----------------------------------------------------------------
+ * Text input and output
+ * ---------------------------------------------------------------- */
+static void
+SkipSpace(const char **p)
+{
+	while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')
+		(*p)++;
+}
+
+static void SyntaxError(const char *str, const char *at, const char *what) pg_attribute_noreturn();
+
+static void
+SyntaxError(const char *str, const char *at, const char *what)
+{
+	int			charpos = pg_mbstrlen_with_len(str, at - str) + 1;
+
+	if (*at == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input syntax for type idset: \"%s\"", str),
+				 errdetail("%s at the end of the input.", what),
+				 errhint("Write an idset like {1,2,5-9}: non-negative ids and ranges in braces.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid input syntax for type idset: \"%s\"", str),
+			 errdetail("%s at character %d (\"%.*s\").", what, charpos, pg_mblen(at), at),
+			 errhint("Write an idset like {1,2,5-9}: non-negative ids and ranges in braces.")));
+}
+
+/* Parse one id at *p, advancing past it. */
+static int64
+ParseId(const char *str, const char **p)
+{
+	const char *start = *p;
+	int64		v = 0;
+
+	if (**p == '-')
+		SyntaxError(str, *p, "Ids must not be negative: unexpected \"-\"");
+	if (!(**p >= '0' && **p <= '9'))
+		SyntaxError(str, *p, (**p == ',' || **p == '}') ? "Missing id" : "Expected an id");
+	while (**p >= '0' && **p <= '9')
+	{
+		if (pg_mul_s64_overflow(v, 10, &v) || pg_add_s64_overflow(v, **p - '0', &v))
+		{
+			while (**p >= '0' && **p <= '9')
+				(*p)++;
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("value \"%.*s\" is out of range for type idset", (int) (*p - start), start),
+					 errdetail("Ids lie between 0 and " INT64_FORMAT ".", PG_INT64_MAX)));
+		}
+		(*p)++;
+	}
+	return v;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_in);
+/* idset text input: {1,2,5-9} */
+Datum
+ecrm_idset_in(PG_FUNCTION_ARGS)
+{
+	const char *str = PG_GETARG_CSTRING(0);
+	const char *p = str;
+	IdSet	   *set;
+	int64		buf[1024];
+	int			n = 0;
+	uint64		chunks = 0;
+
+	SkipSpace(&p);
+	if (*p != '{')
+		SyntaxError(str, p, "Expected \"{\"");
+	p++;
+	set = IdSetCreate();
+	SkipSpace(&p);
+	if (*p != '}')
+	{
+		for (;;)
+		{
+			int64		lo,
+						hi;
+
+			CHECK_FOR_INTERRUPTS();
+			SkipSpace(&p);
+			lo = ParseId(str, &p);
+			SkipSpace(&p);
+			if (*p == '-')
+			{
+				const char *dash = p;
+
+				p++;
+				SkipSpace(&p);
+				if (*p == '-')
+					SyntaxError(str, p, "Ids must not be negative: unexpected \"-\"");
+				hi = ParseId(str, &p);
+				if (hi < lo)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+							 errmsg("invalid input syntax for type idset: \"%s\"", str),
+							 errdetail("Range " INT64_FORMAT "-" INT64_FORMAT " at character %d ends before it starts.",
+									   lo, hi, pg_mbstrlen_with_len(str, dash - str) + 1)));
+				chunks += ((uint64) hi >> 16) - ((uint64) lo >> 16) + 1;
+				if (chunks > IDSET_MAX_CHUNKS)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("idset ranges cover too many ids"),
+							 errdetail("The ranges of one idset may touch at most %d blocks of 65536 ids.",
+									   IDSET_MAX_CHUNKS)));
+				IdSetAddRange(set, lo, hi);
+				SkipSpace(&p);
+			}
+			else
+			{
+				buf[n++] = lo;
+				if (n == lengthof(buf))
+				{
+					IdSetAddMany(set, buf, n);
+					n = 0;
+				}
+			}
+			if (*p == ',')
+			{
+				p++;
+				continue;
+			}
+			if (*p == '}')
+				break;
+			SyntaxError(str, p, *p == '\0' ? "Missing \"}\"" : "Expected \",\" or \"}\"");
+		}
+	}
+	p++;
+	SkipSpace(&p);
+	if (*p != '\0')
+		SyntaxError(str, p, "Unexpected text after \"}\"");
+	if (n > 0)
+		IdSetAddMany(set, buf, n);
+	return IdSetReturn(set);
+}
+
+/* Text output state: merges consecutive ids into ranges. */
+typedef struct OutState
+{
+	StringInfoData buf;
+	bool		any;
+	int64		start;
+	int64		end;
+} OutState;
+
+static void
+OutFlush(OutState *o)
+{
+	if (!o->any)
+		return;
+	if (o->buf.len > 1)
+		appendStringInfoChar(&o->buf, ',');
+	if (o->start == o->end)
+		appendStringInfo(&o->buf, INT64_FORMAT, o->start);
+	else if (o->end == o->start + 1)
+		appendStringInfo(&o->buf, INT64_FORMAT "," INT64_FORMAT, o->start, o->end);
+	else
+		appendStringInfo(&o->buf, INT64_FORMAT "-" INT64_FORMAT, o->start, o->end);
+}
+
+/* Feed the range lo..hi (ascending across calls). */
+static inline void
+OutRange(OutState *o, int64 lo, int64 hi)
+{
+	if (o->any && lo == o->end + 1)
+	{
+		o->end = hi;
+		return;
+	}
+	OutFlush(o);
+	o->any = true;
+	o->start = lo;
+	o->end = hi;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_out);
+/* idset text output: ascending ids, runs of three or more as ranges */
+Datum
+ecrm_idset_out(PG_FUNCTION_ARGS)
+{
+	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	IdSetView	v;
+	OutState	o;
+	uint32		b;
+
+	ViewFromData(data, &v);
+	initStringInfo(&o.buf);
+	appendStringInfoChar(&o.buf, '{');
+	o.any = false;
+	for (b = 0; b < v.nbuckets; b++)
+	{
+		const uint8 *blob;
+		Size		len;
+		BlobView	bv;
+		uint32		i;
+		uint64		high = (uint64) ViewHigh(&v, b) << 32;
+
+		ViewBlob(&v, b, &blob, &len);
+		if (!BlobParse(blob, len, &bv))
+			ReportCorrupt("A bitmap header does not fit in its bucket.");
+		for (i = 0; i < bv.size; i++)
+		{
+			Size		pos = BlobContainerPos(&bv, i);
+			const uint8 *c = blob + pos;
+			int64		base = (int64) (high | ((uint64) BV_KEY(&bv, i) << 16));
+
+			CHECK_FOR_INTERRUPTS();
+			if (BlobContainerBytes(&bv, i, pos) == 0)
+				ReportCorrupt("A bitmap container runs past the end of its bucket.");
+			if (BV_ISRUN(&bv, i))
+			{
+				uint32		r,
+							nruns = GetU16(c);
+
+				for (r = 0; r < nruns; r++)
+				{
+					int64		s = base + GetU16(c + 2 + 4 * r);
+
+					OutRange(&o, s, s + GetU16(c + 4 + 4 * r));
+				}
+			}
+			else if (BV_CARD(&bv, i) > ARRAY_MAX_CARD)
+			{
+				int			w;
+
+				for (w = 0; w < BITSET_BYTES; w++)
+				{
+					uint32		byte = c[w];
+
+					while (byte)
+					{
+						int			bit = pg_rightmost_one_pos32(byte);
+						int64		x = base + w * 8 + bit;
+
+						OutRange(&o, x, x);
+						byte &= byte - 1;
+					}
+				}
+			}
+			else
+			{
+				uint32		k;
+
+				for (k = 0; k < BV_CARD(&bv, i); k++)
+				{
+					int64		x = base + GetU16(c + 2 * k);
+
+					OutRange(&o, x, x);
+				}
+			}
+		}
+	}
+	OutFlush(&o);
+	appendStringInfoChar(&o.buf, '}');
+	PG_RETURN_CSTRING(o.buf.data);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_recv);
+/* idset binary input: untrusted, validated byte by byte, then rebuilt */
+Datum
+ecrm_idset_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	const char *bytes = pq_getmsgbytes(buf, buf->len - buf->cursor);
+	IdSet	   *set;
+
+	set = IdSetFromBytes(bytes, buf->len - (bytes - buf->data), true);
+	return IdSetReturn(set);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_send);
+/* idset binary output: the stored bytes (little-endian, versioned) */
+Datum
+ecrm_idset_send(PG_FUNCTION_ARGS)
+{
+	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendbytes(&buf, VARDATA(data), VARSIZE(data) - VARHDRSZ);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* ----------------------------------------------------------------
+ * Reads on the serialised form
+ * ---------------------------------------------------------------- */
+static bool
+DataContains(const IdSetData *data, int64 id)
+{
+	IdSetView	v;
+	int			b;
+	const uint8 *blob;
+	Size		len;
+
+	if (id < 0)
+		return false;
+	ViewFromData(data, &v);
+	b = ViewFindBucket(&v, (uint32) ((uint64) id >> 32));
+	if (b < 0)
+		return false;
+	ViewBlob(&v, b, &blob, &len);
+	return BlobContains(blob, len, (uint32) id);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_cardinality);
+/* Number of ids (read from the header) */
+Datum
+ecrm_idset_cardinality(PG_FUNCTION_ARGS)
+{
+	IdSetView	v;
+	IdSetData  *data = (IdSetData *) PG_DETOAST_DATUM_SLICE(PG_GETARG_DATUM(0), 0, IDSET_HEADER_SIZE);
+
+	if (VARSIZE(data) - VARHDRSZ < IDSET_HEADER_SIZE || ((uint8 *) VARDATA(data))[0] != IDSET_VERSION)
+		ReportCorrupt("The idset header is inconsistent.");
+	v.cardinality = GetU64((uint8 *) VARDATA(data) + 8);
+	if (v.cardinality > (uint64) PG_INT64_MAX)
+		ReportCorrupt("The idset header is inconsistent.");
+	PG_RETURN_INT64((int64) v.cardinality);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_is_empty);
+/* Whether the set has no ids */
+Datum
+ecrm_idset_is_empty(PG_FUNCTION_ARGS)
+{
+	IdSetData  *data = (IdSetData *) PG_DETOAST_DATUM_SLICE(PG_GETARG_DATUM(0), 0, IDSET_HEADER_SIZE);
+
+	if (VARSIZE(data) - VARHDRSZ < IDSET_HEADER_SIZE)
+		ReportCorrupt("The idset header is inconsistent.");
+	PG_RETURN_BOOL(GetU32((uint8 *) VARDATA(data) + 4) == 0);
+}
+
+/*
+ * The detoasted set of argument argno, cached across calls of one query
+ * when it is the same out-of-line value (toast values never change), so
+ * that testing many ids against a stored set detoasts it once.
+ */
+static IdSetData *
+CachedSetArg(FunctionCallInfo fcinfo, int argno)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+	typedef struct
+	{
+		struct varatt_external ptr;
+		IdSetData  *data;
+	} Cache;
+	Cache	   *cache = (Cache *) fcinfo->flinfo->fn_extra;
+	struct varatt_external ptr;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(raw))
+		return DatumGetIdSetData(PointerGetDatum(raw));
+	VARATT_EXTERNAL_GET_POINTER(ptr, raw);
+	if (cache != NULL && cache->ptr.va_valueid == ptr.va_valueid && cache->ptr.va_toastrelid == ptr.va_toastrelid)
+		return cache->data;
+	if (cache == NULL)
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(Cache));
+	else if (cache->data != NULL)
+		pfree(cache->data);
+	cache->data = NULL;
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		cache->data = (IdSetData *) detoast_attr(raw);
+		MemoryContextSwitchTo(old);
+	}
+	cache->ptr = ptr;
+	fcinfo->flinfo->fn_extra = cache;
+	return cache->data;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_contains_id);
+/* idset @> bigint */
+Datum
+ecrm_idset_contains_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(DataContains(CachedSetArg(fcinfo, 0), PG_GETARG_INT64(1)));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_id_contained);
+/* bigint <@ idset */
+Datum
+ecrm_idset_id_contained(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(DataContains(CachedSetArg(fcinfo, 1), PG_GETARG_INT64(0)));
+}
+
+static Datum
+Extreme(FunctionCallInfo fcinfo, bool largest)
+{
+	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	IdSetView	v;
+	const uint8 *blob;
+	Size		len;
+	uint32		b;
+
+	ViewFromData(data, &v);
+	if (v.nbuckets == 0)
+		PG_RETURN_NULL();
+	b = largest ? v.nbuckets - 1 : 0;
+	ViewBlob(&v, b, &blob, &len);
+	PG_RETURN_INT64(MakeId(ViewHigh(&v, b), BlobExtreme(blob, len, largest)));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_min);
+/* Smallest id, NULL for an empty set */
+Datum
+ecrm_idset_min(PG_FUNCTION_ARGS)
+{
+	return Extreme(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_max);
+/* Largest id, NULL for an empty set */
+Datum
+ecrm_idset_max(PG_FUNCTION_ARGS)
+{
+	return Extreme(fcinfo, true);
+}
+
+/* ----------------------------------------------------------------
+ * Set algebra and comparisons
+ * ---------------------------------------------------------------- */
+static Datum
+Binary(FunctionCallInfo fcinfo, IdSetOp op)
+{
+	IdSet	   *a = IdSetFromData(PG_GETARG_IDSETDATA(0));
+	IdSet	   *b = IdSetFromData(PG_GETARG_IDSETDATA(1));
+	IdSet	   *r = IdSetBinary(a, b, op);
+
+	IdSetFree(a);
+	IdSetFree(b);
+	return IdSetReturn(r);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_or);
+/* idset | idset: union */
+Datum
+ecrm_idset_or(PG_FUNCTION_ARGS)
+{
+	return Binary(fcinfo, OP_OR);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_and);
+/* idset & idset: intersection */
+Datum
+ecrm_idset_and(PG_FUNCTION_ARGS)
+{
+	return Binary(fcinfo, OP_AND);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_andnot);
+/* idset - idset: difference */
+Datum
+ecrm_idset_andnot(PG_FUNCTION_ARGS)
+{
+	return Binary(fcinfo, OP_ANDNOT);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_xor);
+/* idset # idset: symmetric difference */
+Datum
+ecrm_idset_xor(PG_FUNCTION_ARGS)
+{
+	return Binary(fcinfo, OP_XOR);
+}
+
+typedef enum CardOp
+{
+	CARD_AND,
+	CARD_OR,
+	CARD_ANDNOT,
+	CARD_XOR,
+	CARD_JACCARD
+} CardOp;
+
+static void
+BinaryCardinality(FunctionCallInfo fcinfo, uint64 *na, uint64 *nb, uint64 *nand)
+{
+	IdSet	   *a = IdSetFromData(PG_GETARG_IDSETDATA(0));
+	IdSet	   *b = IdSetFromData(PG_GETARG_IDSETDATA(1));
+
+	*na = IdSetCardinality(a);
+	*nb = IdSetCardinality(b);
+	*nand = IdSetAndCardinality(a, b);
+	IdSetFree(a);
+	IdSetFree(b);
+}
+
+static Datum
+CardinalityOf(FunctionCallInfo fcinfo, CardOp op)
+{
+	uint64		na,
+				nb,
+				nand;
+
+	BinaryCardinality(fcinfo, &na, &nb, &nand);
+	switch (op)
+	{
+		case CARD_AND:
+			PG_RETURN_INT64((int64) nand);
+		case CARD_OR:
+			PG_RETURN_INT64((int64) (na + nb - nand));
+		case CARD_ANDNOT:
+			PG_RETURN_INT64((int64) (na - nand));
+		case CARD_XOR:
+			PG_RETURN_INT64((int64) (na + nb - 2 * nand));
+		case CARD_JACCARD:
+			if (na + nb - nand == 0)
+				PG_RETURN_NULL();
+			PG_RETURN_FLOAT8((double) nand / (double) (na + nb - nand));
+	}
+	pg_unreachable();
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_and_cardinality);
+/* |a & b| without building the intersection */
+Datum
+ecrm_idset_and_cardinality(PG_FUNCTION_ARGS)
+{
+	return CardinalityOf(fcinfo, CARD_AND);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_or_cardinality);
+/* |a | b| without building the union */
+Datum
+ecrm_idset_or_cardinality(PG_FUNCTION_ARGS)
+{
+	return CardinalityOf(fcinfo, CARD_OR);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_andnot_cardinality);
+/* |a - b| without building the difference */
+Datum
+ecrm_idset_andnot_cardinality(PG_FUNCTION_ARGS)
+{
+	return CardinalityOf(fcinfo, CARD_ANDNOT);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_xor_cardinality);
+/* |a # b| without building the symmetric difference */
+Datum
+ecrm_idset_xor_cardinality(PG_FUNCTION_ARGS)
+{
+	return CardinalityOf(fcinfo, CARD_XOR);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_jaccard);
+/* Jaccard index |a & b| / |a | b|; NULL when both are empty */
+Datum
+ecrm_idset_jaccard(PG_FUNCTION_ARGS)
+{
+	return CardinalityOf(fcinfo, CARD_JACCARD);
+}
+
+static bool
+DataEquals(IdSetData *da, IdSetData *db)
+{
+	IdSetView	va,
+				vb;
+	IdSet	   *a,
+			   *b;
+	bool		eq = true;
+	int			i;
+
+	if (VARSIZE(da) == VARSIZE(db) && memcmp(VARDATA(da), VARDATA(db), VARSIZE(da) - VARHDRSZ) == 0)
+		return true;
+	ViewFromData(da, &va);
+	ViewFromData(db, &vb);
+	if (va.cardinality != vb.cardinality || va.nbuckets != vb.nbuckets)
+		return false;
+	a = IdSetFromData(da);
+	b = IdSetFromData(db);
+	for (i = 0; eq && i < a->nbuckets; i++)
+		eq = a->highs[i] == b->highs[i] && roaring_bitmap_equals(a->bitmaps[i], b->bitmaps[i]);
+	IdSetFree(a);
+	IdSetFree(b);
+	return eq;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_eq);
+/* idset = idset */
+Datum
+ecrm_idset_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(DataEquals(PG_GETARG_IDSETDATA(0), PG_GETARG_IDSETDATA(1)));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_ne);
+/* idset <> idset */
+Datum
+ecrm_idset_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(!DataEquals(PG_GETARG_IDSETDATA(0), PG_GETARG_IDSETDATA(1)));
+}
+
+static bool
+Subset(IdSetData *da, IdSetData *db)
+{
+	IdSetView	va,
+				vb;
+	IdSet	   *a,
+			   *b;
+	bool		r;
+
+	ViewFromData(da, &va);
+	ViewFromData(db, &vb);
+	if (va.cardinality > vb.cardinality)
+		return false;
+	if (va.cardinality == 0)
+		return true;
+	a = IdSetFromData(da);
+	b = IdSetFromData(db);
+	r = IdSetIsSubset(a, b);
+	IdSetFree(a);
+	IdSetFree(b);
+	return r;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_contains);
+/* idset @> idset: every id of the right is in the left */
+Datum
+ecrm_idset_contains(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(Subset(PG_GETARG_IDSETDATA(1), PG_GETARG_IDSETDATA(0)));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_contained);
+/* idset <@ idset: every id of the left is in the right */
+Datum
+ecrm_idset_contained(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(Subset(PG_GETARG_IDSETDATA(0), PG_GETARG_IDSETDATA(1)));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_overlaps);
+/* idset && idset: the sets share an id */
+Datum
+ecrm_idset_overlaps(PG_FUNCTION_ARGS)
+{
+	IdSet	   *a = IdSetFromData(PG_GETARG_IDSETDATA(0));
+	IdSet	   *b = IdSetFromData(PG_GETARG_IDSETDATA(1));
+	bool		r = IdSetIntersects(a, b);
+
+	IdSetFree(a);
+	IdSetFree(b);
+	PG_RETURN_BOOL(r);
+}
+
+/* ----------------------------------------------------------------
+ * Building and changing sets
+ * ---------------------------------------------------------------- */
+PG_FUNCTION_INFO_V1(ecrm_idset_add);
+/* idset | bigint: the set with one more id */
+Datum
+ecrm_idset_add(PG_FUNCTION_ARGS)
+{
+	IdSet	   *set = IdSetFromData(PG_GETARG_IDSETDATA(0));
+
+	IdSetAdd(set, PG_GETARG_INT64(1));
+	return IdSetReturn(set);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_remove);
+/* idset - bigint: the set without one id */
+Datum
+ecrm_idset_remove(PG_FUNCTION_ARGS)
+{
+	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	int64		id = PG_GETARG_INT64(1);
+	IdSet	   *set;
+	int			pos;
+
+	if (!DataContains(data, id))
+		PG_RETURN_POINTER(data);
+	set = IdSetFromData(data);
+	pos = FindBucket(set, (uint32) ((uint64) id >> 32));
+	roaring_bitmap_remove(set->bitmaps[pos], (uint32) id);
+	if (roaring_bitmap_is_empty(set->bitmaps[pos]))
+		RemoveBucket(set, pos);
+	return IdSetReturn(set);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_from_array);
+/* idset(bigint[]): the set of the array's ids */
+Datum
+ecrm_idset_from_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	IdSet	   *set;
+
+	if (ARR_ELEMTYPE(arr) != INT8OID)
+		elog(ERROR, "idset(bigint[]) called with an array of type %u", ARR_ELEMTYPE(arr));
+	if (ARR_HASNULL(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("an idset cannot hold NULL"),
+				 errhint("Remove the NULL elements first, for example with array_remove(a, NULL).")));
+	set = IdSetCreate();
+	if (n > 0)
+	{
+		const int64 *ids = (const int64 *) ((char *) arr + ARR_OVERHEAD_NONULLS(ARR_NDIM(arr)));
+		int			i;
+
+		for (i = 0; i < n; i += 65536)
+		{
+			CHECK_FOR_INTERRUPTS();
+			IdSetAddMany(set, ids + i, Min(65536, n - i));
+		}
+	}
+	return IdSetReturn(set);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_range);
+/* idset_range(lo, hi): every id from lo to hi inclusive */
+Datum
+ecrm_idset_range(PG_FUNCTION_ARGS)
+{
+	int64		lo = PG_GETARG_INT64(0);
+	int64		hi = PG_GETARG_INT64(1);
+	IdSet	   *set;
+
+	CheckId(lo);
+	CheckId(hi);
+	set = IdSetCreate();
+	if (lo <= hi)
+	{
+		if (((uint64) hi >> 16) - ((uint64) lo >> 16) + 1 > IDSET_MAX_CHUNKS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("range " INT64_FORMAT "-" INT64_FORMAT " covers too many ids", lo, hi),
+					 errdetail("A range may touch at most %d blocks of 65536 ids.", IDSET_MAX_CHUNKS)));
+		IdSetAddRange(set, lo, hi);
+	}
+	return IdSetReturn(set);
+}
+
+/* Cardinality of a set that must fit in memory as an array of ids. */
+static int
+CheckArraySize(uint64 card)
+{
+	if (card > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(int64))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("idset has too many ids for an array (" UINT64_FORMAT ")", card),
+				 errdetail("An array holds at most %zu ids.",
+						   (size_t) ((MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / sizeof(int64))),
+				 errhint("Read the ids as rows with idset_unnest().")));
+	return (int) card;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_to_array);
+/* idset_to_array: the ids in ascending order */
+Datum
+ecrm_idset_to_array(PG_FUNCTION_ARGS)
+{
+	IdSet	   *set = IdSetFromData(PG_GETARG_IDSETDATA(0));
+	int			n = CheckArraySize(IdSetCardinality(set));
+	Size		bytes = ARR_OVERHEAD_NONULLS(1) + sizeof(int64) * (Size) n;
+	ArrayType  *arr = palloc0(bytes);
+	int64	   *out;
+	uint32		buf[4096];
+	int			i,
+				k = 0;
+
+	SET_VARSIZE(arr, bytes);
+	arr->ndim = 1;
+	arr->dataoffset = 0;
+	arr->elemtype = INT8OID;
+	*ARR_DIMS(arr) = n;
+	*ARR_LBOUND(arr) = 1;
+	out = (int64 *) ((char *) arr + ARR_OVERHEAD_NONULLS(1));
+	for (i = 0; i < set->nbuckets; i++)
+	{
+		roaring_uint32_iterator_t it;
+		uint32		got;
+
+		roaring_init_iterator(set->bitmaps[i], &it);
+		while ((got = roaring_read_uint32_iterator(&it, buf, lengthof(buf))) > 0)
+		{
+			uint32		j;
+
+			CHECK_FOR_INTERRUPTS();
+			for (j = 0; j < got && k < n; j++)
+				out[k++] = MakeId(set->highs[i], buf[j]);
+		}
+	}
+	IdSetFree(set);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT8OID));
+	PG_RETURN_ARRAYTYPE_P(arr);
+}
+
+/* State of idset_unnest between calls. */
+typedef struct UnnestState
+{
+	IdSet	   *set;
+	int			bucket;
+	roaring_uint32_iterator_t it;
+	bool		started;
+	uint32		buf[1024];
+	uint32		nbuf;
+	uint32		next;
+} UnnestState;
+
+PG_FUNCTION_INFO_V1(ecrm_idset_unnest);
+/* idset_unnest: one row per id, ascending, streamed */
+Datum
+ecrm_idset_unnest(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	UnnestState *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		st = palloc0(sizeof(UnnestState));
+		st->set = IdSetFromData(PG_GETARG_IDSETDATA(0));
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = (UnnestState *) funcctx->user_fctx;
+	while (st->next >= st->nbuf)
+	{
+		if (st->bucket >= st->set->nbuckets)
+		{
+			IdSetFree(st->set);
+			SRF_RETURN_DONE(funcctx);
+		}
+		if (!st->started)
+		{
+			roaring_init_iterator(st->set->bitmaps[st->bucket], &st->it);
+			st->started = true;
+		}
+		st->nbuf = roaring_read_uint32_iterator(&st->it, st->buf, lengthof(st->buf));
+		st->next = 0;
+		if (st->nbuf == 0)
+		{
+			st->bucket++;
+			st->started = false;
+		}
+	}
+	SRF_RETURN_NEXT(funcctx, Int64GetDatum(MakeId(st->set->highs[st->bucket], st->buf[st->next++])));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_rank);
+/* idset_rank(s, id): how many ids of s are <= id */
+Datum
+ecrm_idset_rank(PG_FUNCTION_ARGS)
+{
+	IdSet	   *set = IdSetFromData(PG_GETARG_IDSETDATA(0));
+	int64		id = PG_GETARG_INT64(1);
+	uint64		n = 0;
+	int			i;
+
+	if (id >= 0)
+	{
+		uint32		high = (uint32) ((uint64) id >> 32);
+
+		for (i = 0; i < set->nbuckets && set->highs[i] <= high; i++)
+		{
+			if (set->highs[i] < high)
+				n += roaring_bitmap_get_cardinality(set->bitmaps[i]);
+			else
+				n += roaring_bitmap_rank(set->bitmaps[i], (uint32) id);
+		}
+	}
+	IdSetFree(set);
+	PG_RETURN_INT64((int64) n);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_select);
+/* idset_select(s, n): the n-th smallest id (1-based); NULL when n is out of range */
+Datum
+ecrm_idset_select(PG_FUNCTION_ARGS)
+{
+	IdSet	   *set = IdSetFromData(PG_GETARG_IDSETDATA(0));
+	int64		n = PG_GETARG_INT64(1);
+	int			i;
+
+	if (n >= 1)
+	{
+		uint64		rest = (uint64) n - 1;
+
+		for (i = 0; i < set->nbuckets; i++)
+		{
+			uint64		card = roaring_bitmap_get_cardinality(set->bitmaps[i]);
+			uint32		elem;
+
+			if (rest < card)
+			{
+				if (!roaring_bitmap_select(set->bitmaps[i], (uint32) rest, &elem))
+					elog(ERROR, "roaring bitmap select failed");
+				{
+					int64		r = MakeId(set->highs[i], elem);
+
+					IdSetFree(set);
+					PG_RETURN_INT64(r);
+				}
+			}
+			rest -= card;
+		}
+	}
+	IdSetFree(set);
+	PG_RETURN_NULL();
+}
+
+/* The sets of a variadic idset[] argument (NULL elements are skipped). */
+static IdSet **
+SetsOfArray(ArrayType *arr, int *count)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i,
+				k = 0;
+	IdSet	  **sets;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
+	sets = palloc(sizeof(IdSet *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!nulls[i])
+			sets[k++] = IdSetFromData(DatumGetIdSetData(elems[i]));
+	}
+	*count = k;
+	return sets;
+}
+
+/* Intersection of many sets, smallest first so the work shrinks fast. */
+static IdSet *
+IntersectMany(IdSet **sets, int n)
+{
+	IdSet	   *r;
+	int			i,
+				smallest = 0;
+
+	for (i = 1; i < n; i++)
+		if (IdSetCardinality(sets[i]) < IdSetCardinality(sets[smallest]))
+			smallest = i;
+	r = IdSetBinary(sets[smallest], sets[smallest], OP_OR);
+	for (i = 0; i < n && r->nbuckets > 0; i++)
+		if (i != smallest)
+			IdSetAndInPlace(r, sets[i]);
+	return r;
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_intersection);
+/* idset_intersection(VARIADIC idset[]) */
+Datum
+ecrm_idset_intersection(PG_FUNCTION_ARGS)
+{
+	int			n,
+				i;
+	IdSet	  **sets = SetsOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
+	IdSet	   *r;
+
+	if (n == 0)
+		PG_RETURN_NULL();
+	r = IntersectMany(sets, n);
+	for (i = 0; i < n; i++)
+		IdSetFree(sets[i]);
+	return IdSetReturn(r);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_intersection_cardinality);
+/* idset_intersection_cardinality(VARIADIC idset[]) */
+Datum
+ecrm_idset_intersection_cardinality(PG_FUNCTION_ARGS)
+{
+	int			n,
+				i;
+	IdSet	  **sets = SetsOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
+	IdSet	   *r;
+	uint64		card;
+
+	if (n == 0)
+		PG_RETURN_NULL();
+	if (n == 2)
+		card = IdSetAndCardinality(sets[0], sets[1]);
+	else
+	{
+		r = IntersectMany(sets, n);
+		card = IdSetCardinality(r);
+		IdSetFree(r);
+	}
+	for (i = 0; i < n; i++)
+		IdSetFree(sets[i]);
+	PG_RETURN_INT64((int64) card);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_union);
+/* idset_union(VARIADIC idset[]) */
+Datum
+ecrm_idset_union(PG_FUNCTION_ARGS)
+{
+	int			n,
+				i;
+	IdSet	  **sets = SetsOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
+	IdSet	   *r = IdSetCreate();
+
+	for (i = 0; i < n; i++)
+	{
+		IdSetOrInPlace(r, sets[i]);
+		IdSetFree(sets[i]);
+	}
+	return IdSetReturn(r);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_from_bytea);
+/* idset(bytea): a set from its binary form, validated like binary input */
+Datum
+ecrm_idset_from_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+
+	return IdSetReturn(IdSetFromBytes(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), true));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_to_bytea);
+/* idset_to_bytea: the binary form (what binary output sends) */
+Datum
+ecrm_idset_to_bytea(PG_FUNCTION_ARGS)
+{
+	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	bytea	   *out = palloc(VARSIZE(data));
+
+	memcpy(out, data, VARSIZE(data));
+	PG_RETURN_BYTEA_P(out);
+}
