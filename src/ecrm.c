@@ -11,6 +11,9 @@ PG_MODULE_MAGIC;
 char	   *ecrm_default_country = NULL;
 char	   *ecrm_lifecycle_reason = NULL;
 bool		ecrm_segment_realtime = true;
+char	   *ecrm_lead_score_model = NULL;
+char	   *ecrm_conversion_model = NULL;
+bool		ecrm_score_on_write = true;
 
 void		_PG_init(void);
 
@@ -63,6 +66,33 @@ _PG_init(void)
 							   PGC_USERSET,
 							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ecrm.lead_score_model",
+							   "Name of the scoring model whose active version the leads view shows as score.",
+							   NULL,
+							   &ecrm_lead_score_model,
+							   "default",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ecrm.conversion_model",
+							   "Name of the predictive model whose active version the leads view shows as conversion_probability.",
+							   NULL,
+							   &ecrm_conversion_model,
+							   "conversion",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("ecrm.score_on_write",
+							 "Rescore leads in ecrm.lead_score as their interactions, campaign events and profiles are written.",
+							 "Turn off for a bulk load and run ecrm.refresh_lead_scores() after it.",
+							 &ecrm_score_on_write,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

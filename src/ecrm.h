@@ -17,6 +17,9 @@
 extern char *ecrm_default_country;
 extern char *ecrm_lifecycle_reason;
 extern bool ecrm_segment_realtime;
+extern char *ecrm_lead_score_model;
+extern char *ecrm_conversion_model;
+extern bool ecrm_score_on_write;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones

@@ -112,6 +112,7 @@ COMMENT ON COLUMN ecrm.customer_timeline.ref_id IS 'Id of the row in its source 
 COMMENT ON COLUMN ecrm.customer_timeline.amount IS 'Order total or attributed campaign revenue';
 COMMENT ON COLUMN ecrm.customer_timeline.details IS 'Details of the event (JSON)';
 
+-- 50_scoring_models.sql replaces this view, appending the lead score columns.
 CREATE VIEW ecrm.leads AS
 SELECT c.customer_id,
        nullif(concat_ws(' ', c.first_name, c.last_name), '') AS full_name,
