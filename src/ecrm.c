@@ -11,6 +11,7 @@ PG_MODULE_MAGIC;
 char	   *ecrm_default_country = NULL;
 char	   *ecrm_lifecycle_reason = NULL;
 bool		ecrm_segment_realtime = true;
+bool		ecrm_restoring = false;
 char	   *ecrm_lead_score_model = NULL;
 char	   *ecrm_conversion_model = NULL;
 bool		ecrm_score_on_write = true;
@@ -90,6 +91,20 @@ _PG_init(void)
 							 "Turn off for a bulk load and run ecrm.refresh_lead_scores() after it.",
 							 &ecrm_score_on_write,
 							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * Restoring a dump: triggers that enforce workflows or maintain derived
+	 * data stand aside (see ecrm._restoring()).  pg_dump output runs with
+	 * check_function_bodies = off, which ecrm also takes as this signal.
+	 */
+	DefineCustomBoolVariable("ecrm.restoring",
+							 "Tells ecrm's triggers that a dump is being restored, so restored rows are taken as they are.",
+							 "Set it for restores that do not run with check_function_bodies = off, as pg_dump's output does.",
+							 &ecrm_restoring,
+							 false,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -17,6 +17,7 @@
 extern char *ecrm_default_country;
 extern char *ecrm_lifecycle_reason;
 extern bool ecrm_segment_realtime;
+extern bool ecrm_restoring;
 extern char *ecrm_lead_score_model;
 extern char *ecrm_conversion_model;
 extern bool ecrm_score_on_write;

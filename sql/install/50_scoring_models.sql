@@ -419,6 +419,12 @@ DECLARE
     m  ecrm.scoring_model;
     id bigint;
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: take the rows as they are
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END IF;
     FOREACH id IN ARRAY CASE WHEN TG_OP = 'UPDATE' AND OLD.model_id <> NEW.model_id THEN ARRAY[OLD.model_id, NEW.model_id]
                              WHEN TG_OP = 'DELETE' THEN ARRAY[OLD.model_id] ELSE ARRAY[NEW.model_id] END LOOP
         SELECT * INTO m FROM ecrm.scoring_model s WHERE s.model_id = id;
@@ -472,6 +478,12 @@ CREATE FUNCTION ecrm._check_model_change() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: take the rows as they are
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         IF OLD.status = 'active' THEN
             RAISE EXCEPTION 'scoring model % version % is active and cannot be deleted', OLD.name, OLD.version
@@ -635,6 +647,9 @@ $$
 DECLARE
     ids bigint[];
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: the restored rows are already the result
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         SELECT array_agg(DISTINCT n.customer_id) INTO ids FROM new_rows n;
     ELSIF TG_OP = 'UPDATE' THEN
@@ -667,6 +682,9 @@ $$
 DECLARE
     ids bigint[];
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: the restored rows are already the result
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         SELECT array_agg(n.customer_id) INTO ids FROM new_rows n WHERE n.status = 'active';
     ELSE
@@ -693,6 +711,9 @@ CREATE FUNCTION ecrm._lead_score_on_model() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: the restored rows are already the result
+        RETURN NULL;
+    END IF;
     IF NEW.status = 'active' THEN
         PERFORM ecrm._store_scores(NEW, now(), NULL);
         DELETE FROM ecrm.lead_score l USING ecrm.customer_profile c

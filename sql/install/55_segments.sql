@@ -1148,6 +1148,9 @@ $$
 DECLARE
     ids bigint[];
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: the restored rows are already the result
+        RETURN NULL;
+    END IF;
     IF coalesce(current_setting('ecrm.segment_realtime', true), 'on') IN ('off', 'false')
        OR NOT EXISTS (SELECT FROM ecrm.segment s WHERE s.kind = 'rule' AND s.realtime AND TG_TABLE_NAME = ANY (s.sources)) THEN
         RETURN NULL;
@@ -1196,6 +1199,9 @@ DECLARE
     s        record;
     survivor bigint;
 BEGIN
+    IF ecrm._restoring() THEN  -- restoring a dump: the restored rows are already the result
+        RETURN NULL;
+    END IF;
     IF NEW.status = 'erased' THEN
         -- nothing about an erased customer stays behind: not in any stored membership, no delta, no event
         FOR s IN SELECT x.segment_id FROM ecrm.segment x WHERE ecrm.idset_contains(x.members, NEW.customer_id) LOOP

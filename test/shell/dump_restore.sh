@@ -21,6 +21,17 @@ if has define_segment; then
     q ecrm_dump_src "SELECT ecrm.record_interaction(2, 'web', 'page_view', '2026-04-02')" >/dev/null
     echo "ok: a segment defined before the dump"
 fi
+if has create_scoring_model; then
+    q ecrm_dump_src "DO \$\$ DECLARE m bigint; BEGIN
+        m := ecrm.create_scoring_model('default', half_life => '30 days', max_score => 100, mql_threshold => 40, sql_threshold => 70);
+        INSERT INTO ecrm.scoring_rule (model_id, name, kind, group_name, points, field, op, value)
+             VALUES (m, 'Works for a company', 'fit', NULL, 15, 'company', 'exists', NULL);
+        INSERT INTO ecrm.scoring_rule (model_id, name, kind, group_name, points, source, event_kind, channel, min_count, award, half_life)
+             VALUES (m, 'Page views', 'engagement', NULL, 1, 'interaction', 'page_view', 'web', 1, 'each', '14 days');
+        PERFORM ecrm.activate_model(m);
+      END \$\$"
+    echo "ok: an active scoring model before the dump ($(q ecrm_dump_src "SELECT count(*) FROM ecrm.lead_score") scores)"
+fi
 
 # One fingerprint per table of user data: row count and an md5 of the sorted rows.
 FP="SELECT string_agg(t || ':' || n || ':' || h, E'\n' ORDER BY t) FROM (
@@ -47,6 +58,13 @@ new_id=$(q ecrm_dump_dst "SELECT ecrm.upsert_customer('{\"first_name\": \"After\
 max_before=$(q ecrm_dump_src "SELECT max(customer_id) FROM ecrm.customer_profile")
 if [ "$new_id" -gt "$max_before" ]; then echo "ok: new customer id $new_id follows the restored ones"; else echo "FAIL: new id $new_id"; fail=1; fi
 q ecrm_dump_dst "SELECT ecrm.record_interaction($new_id, 'web', 'page_view')" >/dev/null && echo "ok: record_interaction after restore" || fail=1
+if has create_scoring_model; then
+    before_score=$(q ecrm_dump_dst "SELECT score FROM ecrm.lead_score WHERE customer_id = 2")
+    q ecrm_dump_dst "SELECT ecrm.record_interaction(2, 'web', 'page_view')" >/dev/null
+    after_score=$(q ecrm_dump_dst "SELECT score FROM ecrm.lead_score WHERE customer_id = 2")
+    if [ "$after_score" != "$before_score" ]; then echo "ok: real-time scoring works after restore ($before_score -> $after_score)"
+    else echo "FAIL: the score did not move after restore ($before_score)"; fail=1; fi
+fi
 c360=$(q ecrm_dump_dst "SELECT count(*) FROM ecrm.customer_360")
 [ "$c360" -gt 200 ] && echo "ok: customer_360 has $c360 rows" || { echo "FAIL: customer_360 has $c360 rows"; fail=1; }
 sla=$(q ecrm_dump_dst "SELECT (ecrm.sla_target('urgent')).first_response")
