@@ -1,0 +1,723 @@
+/*
+ * mask.c — partial masking of identifiers: free-form partial masks, email
+ * addresses, phone numbers, person names, street addresses, postal codes,
+ * payment cards, IBANs and identifiers such as national ids.
+ *
+ * Every function here is a pure function of its arguments (IMMUTABLE) and
+ * follows two rules: a value that cannot be parsed is never echoed back (it
+ * becomes "***"), and at least one character of what it hides stays hidden,
+ * however the arguments are chosen.  Errors never quote the value.
+ */
+#include "postgres.h"
+
+#include "ecrm.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "pii.h"
+
+static inline text *
+MaskInvalid(void)
+{
+	return cstring_to_text(ECRM_MASK_INVALID);
+}
+
+static inline void
+AppendRepeat(StringInfo out, char c, int n)
+{
+	for (int i = 0; i < n; i++)
+		appendStringInfoChar(out, c);
+}
+
+/* Byte offset of the character after the first nchars characters of s. */
+static int
+CharOffset(const char *s, int len, int nchars)
+{
+	int			off = 0;
+
+	while (nchars-- > 0 && off < len)
+		off += pg_mblen(s + off);
+	return Min(off, len);
+}
+
+/* Reject an option that the function does not know. */
+static void
+UnknownOption(const char *fn, const char *arg, const char *value, const char *allowed)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s \"%s\" for %s", arg, value, fn),
+			 errhint("Use one of: %s.", allowed)));
+}
+
+static char *
+OptionArg(FunctionCallInfo fcinfo, int argno, const char *fn, const char *arg)
+{
+	text	   *t;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s of %s must not be null", arg, fn)));
+	t = PG_GETARG_TEXT_PP(argno);
+	if (VARSIZE_ANY_EXHDR(t) > 40)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s of %s is too long", arg, fn)));
+	return text_to_cstring(t);
+}
+
+/*
+ * Keep the first prefix and the last suffix characters and put padding in
+ * between.  When prefix + suffix would show the whole value, only the padding
+ * is returned.
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_partial);
+Datum
+ecrm_mask_partial(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int32		prefix = PG_GETARG_INT32(1);
+	text	   *pad = PG_GETARG_TEXT_PP(2);
+	int32		suffix = PG_GETARG_INT32(3);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			nchars;
+	int			pre_bytes,
+				suf_start;
+	StringInfoData out;
+
+	if (prefix < 0 || suffix < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("prefix and suffix of mask_partial must not be negative"),
+				 errdetail("prefix is %d and suffix is %d.", prefix, suffix)));
+	EcrmCheckFieldLength(t, "value");
+	if (VARSIZE_ANY_EXHDR(pad) > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("padding of mask_partial is too long (%d bytes)", (int) VARSIZE_ANY_EXHDR(pad)),
+				 errdetail("The limit is 1000 bytes.")));
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	nchars = pg_mbstrlen_with_len(s, len);
+	if ((int64) prefix + suffix >= nchars)
+		PG_RETURN_TEXT_P(pad);
+	pre_bytes = CharOffset(s, len, prefix);
+	suf_start = CharOffset(s, len, nchars - suffix);
+	initStringInfo(&out);
+	appendBinaryStringInfo(&out, s, pre_bytes);
+	appendBinaryStringInfo(&out, VARDATA_ANY(pad), VARSIZE_ANY_EXHDR(pad));
+	appendBinaryStringInfo(&out, s + suf_start, len - suf_start);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+/*
+ * Public email providers, sorted: a masked address keeps such a domain (it
+ * tells the class of address, not who it is), while a company's own domain
+ * is hidden down to its public suffix.
+ */
+static const char *const email_providers[] = {
+	"126.com", "163.com", "aol.com", "att.net", "bigpond.com", "bluewin.ch", "bol.com.br",
+	"btinternet.com", "charter.net", "comcast.net", "cox.net", "daum.net", "earthlink.net",
+	"eircom.net", "fastmail.com", "fastmail.fm", "free.fr", "freenet.de", "gmail.com",
+	"gmx.at", "gmx.ch", "gmx.de", "gmx.net", "googlemail.com", "hanmail.net", "hey.com",
+	"home.nl", "hotmail.co.uk", "hotmail.com", "hotmail.de", "hotmail.es", "hotmail.fr",
+	"hotmail.it", "hotmail.nl", "hotmail.se", "icloud.com", "interia.pl", "kpnmail.nl",
+	"laposte.net", "libero.it", "live.co.uk", "live.com", "live.fr", "live.nl", "mac.com",
+	"mail.com", "mail.ru", "me.com", "msn.com", "naver.com", "ntlworld.com", "o2.pl",
+	"onet.pl", "optusnet.com.au", "orange.fr", "outlook.com", "outlook.de", "outlook.es",
+	"outlook.fr", "outlook.ie", "planet.nl", "pm.me", "posteo.de", "proton.me",
+	"protonmail.ch", "protonmail.com", "qq.com", "rambler.ru", "rediffmail.com", "rogers.com",
+	"sapo.pt", "sbcglobal.net", "seznam.cz", "sfr.fr", "shaw.ca", "sina.com", "sky.com",
+	"skynet.be", "sunrise.ch", "sympatico.ca", "t-online.de", "talktalk.net", "telefonica.net",
+	"telenet.be", "telia.com", "terra.com.br", "tiscali.it", "tutanota.com", "uol.com.br",
+	"verizon.net", "virgilio.it", "virginmedia.com", "wanadoo.fr", "web.de", "wp.pl",
+	"yahoo.co.uk", "yahoo.com", "yahoo.de", "yahoo.es", "yahoo.fr", "yahoo.it", "yandex.com",
+	"yandex.ru", "ymail.com", "zoho.com", "ziggo.nl",
+};
+
+static int
+CompareCString(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static bool
+IsEmailProvider(const char *domain)
+{
+	return bsearch(&domain, email_providers, lengthof(email_providers), sizeof(char *),
+				   CompareCString) != NULL;
+}
+
+/* Second-level labels under which a country code top-level domain registers names (co.uk, com.au). */
+static bool
+IsSecondLevelLabel(const char *label, int len)
+{
+	static const char *const labels[] = {"ac", "co", "com", "edu", "go", "gob", "gov", "ltd",
+	"mil", "ne", "net", "or", "org", "plc", "sch"};
+
+	for (int i = 0; i < (int) lengthof(labels); i++)
+		if ((int) strlen(labels[i]) == len && memcmp(labels[i], label, len) == 0)
+			return true;
+	return false;
+}
+
+/* Offset in domain[0..len) of its public suffix: "uk" of x.uk, "co.uk" of x.co.uk. */
+static int
+PublicSuffixStart(const char *domain, int len)
+{
+	int			last = len,
+				prev;
+
+	while (last > 0 && domain[last - 1] != '.')
+		last--;
+	if (len - last != 2 || last < 2)
+		return last;
+	prev = last - 1;
+	while (prev > 0 && domain[prev - 1] != '.')
+		prev--;
+	if (prev > 0 && IsSecondLevelLabel(domain + prev, last - 1 - prev))
+		return prev;
+	return last;
+}
+
+typedef enum
+{
+	EMAIL_KEEP_PROVIDER,
+	EMAIL_KEEP_DOMAIN,
+	EMAIL_KEEP_TLD,
+	EMAIL_KEEP_NONE,
+} EmailKeep;
+
+/*
+ * Mask an email address: the first character of the local part, "***", and
+ * the domain as the keep option says: provider (default) keeps the domain of
+ * a public mail provider and only the public suffix of any other, domain
+ * keeps the domain, tld the public suffix, none nothing.  All lower case.
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_email);
+Datum
+ecrm_mask_email(PG_FUNCTION_ARGS)
+{
+	text	   *t;
+	const char *s;
+	int			len;
+	int			local_len,
+				domain_start,
+				dlen,
+				first;
+	EmailKeep	keep = EMAIL_KEEP_PROVIDER;
+	char	   *domain;
+	StringInfoData out;
+
+	if (PG_NARGS() > 1)
+	{
+		char	   *opt = OptionArg(fcinfo, 1, "mask_email", "keep option");
+
+		if (strcmp(opt, "provider") == 0)
+			keep = EMAIL_KEEP_PROVIDER;
+		else if (strcmp(opt, "domain") == 0)
+			keep = EMAIL_KEEP_DOMAIN;
+		else if (strcmp(opt, "tld") == 0)
+			keep = EMAIL_KEEP_TLD;
+		else if (strcmp(opt, "none") == 0)
+			keep = EMAIL_KEEP_NONE;
+		else
+			UnknownOption("mask_email", "keep option", opt, "provider, domain, tld, none");
+	}
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	EcrmCheckFieldLength(t, "email");
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (!EcrmEmailParts(s, len, &local_len, &domain_start))
+		PG_RETURN_TEXT_P(MaskInvalid());
+
+	dlen = len - domain_start;
+	if (s[len - 1] == '.')
+		dlen--;
+	domain = palloc(dlen + 1);
+	for (int i = 0; i < dlen; i++)
+		domain[i] = pg_ascii_tolower((unsigned char) s[domain_start + i]);
+	domain[dlen] = '\0';
+
+	initStringInfo(&out);
+	first = Min(pg_mblen(s), local_len);
+	if (first == 1)
+		appendStringInfoChar(&out, pg_ascii_tolower((unsigned char) s[0]));
+	else
+		appendBinaryStringInfo(&out, s, first);
+	appendStringInfoString(&out, "***@");
+	if (keep == EMAIL_KEEP_PROVIDER && IsEmailProvider(domain))
+		keep = EMAIL_KEEP_DOMAIN;
+	switch (keep)
+	{
+		case EMAIL_KEEP_DOMAIN:
+			appendStringInfoString(&out, domain);
+			break;
+		case EMAIL_KEEP_PROVIDER:
+		case EMAIL_KEEP_TLD:
+			appendStringInfoString(&out, "***.");
+			appendStringInfoString(&out, domain + PublicSuffixStart(domain, dlen));
+			break;
+		case EMAIL_KEEP_NONE:
+			appendStringInfoString(&out, "***");
+			break;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+static inline bool
+IsPhoneChar(char c)
+{
+	return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/';
+}
+
+/*
+ * Mask a phone number: an international one ("+44 ...", "0044 ...") keeps
+ * "+" and its calling code, any other only its digits; then all digits but
+ * the last keep_last (at most half of the national number) become "*".
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_phone);
+Datum
+ecrm_mask_phone(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int32		keep_last = PG_NARGS() > 1 ? PG_GETARG_INT32(1) : 2;
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *national;
+	int			nlen;
+	int			shown;
+	char		digits[32];
+	StringInfoData out;
+
+	if (keep_last < 0 || keep_last > 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("keep_last of mask_phone must be between 0 and 4, not %d", keep_last)));
+	EcrmCheckFieldLength(t, "phone");
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	initStringInfo(&out);
+	if (s[0] == '+' || (len > 2 && s[0] == '0' && s[1] == '0'))
+	{
+		char	   *e164 = EcrmNormalizePhone(s, len, NULL);
+		int			cclen;
+
+		if (e164 == NULL)
+			PG_RETURN_TEXT_P(MaskInvalid());
+		cclen = EcrmPhoneCountryCodeLength(e164 + 1);
+		appendBinaryStringInfo(&out, e164, 1 + cclen);
+		national = e164 + 1 + cclen;
+		nlen = strlen(national);
+	}
+	else
+	{
+		nlen = 0;
+		for (int i = 0; i < len; i++)
+		{
+			if (s[i] >= '0' && s[i] <= '9')
+			{
+				if (nlen == 15)
+					PG_RETURN_TEXT_P(MaskInvalid());
+				digits[nlen++] = s[i];
+			}
+			else if (!IsPhoneChar(s[i]))
+				PG_RETURN_TEXT_P(MaskInvalid());
+		}
+		if (nlen < 5)
+			PG_RETURN_TEXT_P(MaskInvalid());
+		national = digits;
+	}
+	shown = Min(keep_last, nlen / 2);
+	AppendRepeat(&out, '*', nlen - shown);
+	appendBinaryStringInfo(&out, national + nlen - shown, shown);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+/* Whether the character at s starts a word of a name: a letter (ASCII or multibyte). */
+static inline bool
+StartsWord(const char *s)
+{
+	unsigned char c = (unsigned char) *s;
+
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+/*
+ * Mask a person's name: keep initials ("J. P."), the first word and the
+ * initials of the others (keep first: "Jean P."), or nothing (none: "***").
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_name);
+Datum
+ecrm_mask_name(PG_FUNCTION_ARGS)
+{
+	text	   *t;
+	const char *s;
+	int			len;
+	int			mode = 0;		/* 0 initials, 1 first, 2 none */
+	int			words = 0;
+	int			i = 0;
+	StringInfoData out;
+
+	if (PG_NARGS() > 1)
+	{
+		char	   *opt = OptionArg(fcinfo, 1, "mask_name", "keep option");
+
+		if (strcmp(opt, "initials") == 0)
+			mode = 0;
+		else if (strcmp(opt, "first") == 0)
+			mode = 1;
+		else if (strcmp(opt, "none") == 0)
+			mode = 2;
+		else
+			UnknownOption("mask_name", "keep option", opt, "initials, first, none");
+	}
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	EcrmCheckFieldLength(t, "name");
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (mode == 2)
+		PG_RETURN_TEXT_P(MaskInvalid());
+
+	initStringInfo(&out);
+	while (i < len && words < 10)
+	{
+		int			start,
+					end;
+
+		while (i < len && (s[i] == ' ' || s[i] == '\t'))
+			i++;
+		start = i;
+		while (i < len && s[i] != ' ' && s[i] != '\t')
+			i += pg_mblen(s + i);
+		end = Min(i, len);
+		if (end == start || !StartsWord(s + start))
+			continue;
+		if (words > 0)
+			appendStringInfoChar(&out, ' ');
+		if (mode == 1 && words == 0)
+			appendBinaryStringInfo(&out, s + start, end - start);
+		else
+		{
+			int			l = Min(pg_mblen(s + start), end - start);
+
+			if (l == 1)
+				appendStringInfoChar(&out, pg_ascii_toupper((unsigned char) s[start]));
+			else
+				appendBinaryStringInfo(&out, s + start, l);
+			appendStringInfoChar(&out, '.');
+		}
+		words++;
+	}
+	if (words == 0)
+		PG_RETURN_TEXT_P(MaskInvalid());
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+static bool
+HasDigit(const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (s[i] >= '0' && s[i] <= '9')
+			return true;
+	return false;
+}
+
+/* A segment that names a flat or unit rather than the street ("Flat 3", "Apt 4B"). */
+static bool
+IsUnitSegment(const char *s, int len)
+{
+	static const char *const words[] = {"apartment", "apt", "bldg", "building", "fl", "flat",
+	"floor", "no", "room", "ste", "suite", "unit", "#"};
+	int			w = 0;
+
+	while (w < len && s[w] == ' ')
+		w++;
+	s += w;
+	len -= w;
+	for (w = 0; w < len && s[w] != ' ' && s[w] != '.'; w++)
+		;
+	for (int i = 0; i < (int) lengthof(words); i++)
+		if ((int) strlen(words[i]) == w && pg_strncasecmp(words[i], s, w) == 0)
+			return true;
+	return len > 0 && s[0] == '#';
+}
+
+/*
+ * Mask a street address: keep the street of the first part that holds a
+ * house number (skipping a "Flat 3" part), with every word that holds a digit
+ * replaced by "***"; drop the other comma-separated parts.  "221B Baker
+ * Street, London" becomes "*** Baker Street"; an address without a number
+ * (a house name) becomes "***".
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_address);
+Datum
+ecrm_mask_address(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			seg_start = -1,
+				seg_end = -1;
+	int			pos = 0;
+	int			kept = 0;
+	StringInfoData out;
+
+	EcrmCheckFieldLength(t, "address");
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	while (pos <= len)
+	{
+		const char *comma = memchr(s + pos, ',', len - pos);
+		int			end = comma ? comma - s : len;
+
+		if (HasDigit(s + pos, end - pos))
+		{
+			if (seg_start < 0 || IsUnitSegment(s + seg_start, seg_end - seg_start))
+			{
+				bool		was_unit = seg_start >= 0;
+
+				seg_start = pos;
+				seg_end = end;
+				if (was_unit || !IsUnitSegment(s + pos, end - pos))
+					break;
+			}
+		}
+		pos = end + 1;
+	}
+	if (seg_start < 0)
+		PG_RETURN_TEXT_P(MaskInvalid());
+
+	initStringInfo(&out);
+	pos = seg_start;
+	while (pos < seg_end)
+	{
+		int			start,
+					end;
+
+		while (pos < seg_end && (s[pos] == ' ' || s[pos] == '\t'))
+			pos++;
+		start = pos;
+		while (pos < seg_end && s[pos] != ' ' && s[pos] != '\t')
+			pos++;
+		end = pos;
+		if (end == start)
+			continue;
+		if (out.len > 0)
+			appendStringInfoChar(&out, ' ');
+		if (HasDigit(s + start, end - start))
+			appendStringInfoString(&out, "***");
+		else
+		{
+			appendBinaryStringInfo(&out, s + start, end - start);
+			kept++;
+		}
+	}
+	if (kept == 0)
+		PG_RETURN_TEXT_P(MaskInvalid());
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+static inline bool
+IsAsciiAlnum(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/*
+ * Generalise a postal code to its area: the part before a space or hyphen
+ * ("SW1A 1AA" -> "SW1A ***", "K1A 0B1" -> "K1A ***"); for a code written in
+ * one piece, the first three of five or more digits ("90210" -> "902**"), the
+ * first two of four, the four digits of a Dutch code ("1012AB" -> "1012**"),
+ * or all but the last three characters of a British code written without its
+ * space.  Masked characters become "*".
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_postal_code);
+Datum
+ecrm_mask_postal_code(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			sep = -1;
+	int			ndigits = 0,
+				nalnum = 0;
+	int			keep;
+	StringInfoData out;
+
+	EcrmCheckFieldLength(t, "postal code");
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (len > 12)
+		PG_RETURN_TEXT_P(MaskInvalid());
+	for (int i = 0; i < len; i++)
+	{
+		if (IsAsciiAlnum(s[i]))
+		{
+			nalnum++;
+			if (s[i] >= '0' && s[i] <= '9')
+				ndigits++;
+		}
+		else if ((s[i] == ' ' || s[i] == '-') && sep < 0 && i > 0)
+			sep = i;
+		else
+			PG_RETURN_TEXT_P(MaskInvalid());
+	}
+	if (nalnum < 3)
+		PG_RETURN_TEXT_P(MaskInvalid());
+
+	if (sep > 0)
+	{
+		bool		all_digits = true;
+
+		for (int i = 0; i < sep; i++)
+			all_digits &= (s[i] >= '0' && s[i] <= '9');
+		/* ZIP+4: generalise the ZIP itself */
+		keep = (all_digits && sep >= 5) ? 3 : sep;
+	}
+	else if (ndigits == nalnum)
+		keep = nalnum >= 5 ? 3 : (nalnum == 4 ? 2 : 1);
+	else if (nalnum == 6 && ndigits == 4 && s[0] >= '0' && s[0] <= '9')
+		keep = 4;
+	else
+		keep = nalnum >= 5 ? nalnum - 3 : 1;
+
+	initStringInfo(&out);
+	for (int i = 0; i < len; i++)
+	{
+		if (!IsAsciiAlnum(s[i]))
+			appendStringInfoChar(&out, s[i]);
+		else if (i < keep)
+			appendStringInfoChar(&out, pg_ascii_toupper((unsigned char) s[i]));
+		else
+			appendStringInfoChar(&out, '*');
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+/*
+ * Mask a payment card number: a valid one (12 to 19 digits, Luhn check)
+ * becomes stars and its last four digits; anything else "***".
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_card);
+Datum
+ecrm_mask_card(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	char		digits[ECRM_CARD_MAX_DIGITS + 1];
+	int			n;
+	StringInfoData out;
+
+	EcrmCheckFieldLength(t, "card number");
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	n = EcrmCardDigits(s, len, digits);
+	if (n < ECRM_CARD_MIN_DIGITS || !EcrmLuhnValid(digits, n))
+		PG_RETURN_TEXT_P(MaskInvalid());
+	initStringInfo(&out);
+	AppendRepeat(&out, '*', n - 4);
+	appendBinaryStringInfo(&out, digits + n - 4, 4);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+/*
+ * Mask an IBAN: a valid one (its country's length, mod-97 check) keeps its
+ * country code and last four characters; anything else becomes "***".
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_iban);
+Datum
+ecrm_mask_iban(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	char		iban[ECRM_IBAN_MAX + 1];
+	int			n;
+	StringInfoData out;
+
+	EcrmCheckFieldLength(t, "IBAN");
+	EcrmTrim(&s, &len);
+	if (len == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(""));
+	n = EcrmIbanCompact(s, len, iban);
+	if (n <= 0 || !EcrmIbanValid(iban, n))
+		PG_RETURN_TEXT_P(MaskInvalid());
+	initStringInfo(&out);
+	appendBinaryStringInfo(&out, iban, 2);
+	AppendRepeat(&out, '*', n - 6);
+	appendBinaryStringInfo(&out, iban + n - 4, 4);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+/* Whether the character at s is a letter or digit (multibyte characters count as letters). */
+static inline bool
+IsMaskable(const char *s)
+{
+	return IsAsciiAlnum(*s) || (unsigned char) *s >= 0x80;
+}
+
+/*
+ * Replace every letter and digit by "*" except the first keep_first and the
+ * last keep_last of them; separators stay ("123-45-6789", 0, 4 ->
+ * "***-**-6789").  When the kept ones would be all of them, all are masked.
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_keep);
+Datum
+ecrm_mask_keep(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int32		keep_first = PG_GETARG_INT32(1);
+	int32		keep_last = PG_GETARG_INT32(2);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			n = 0,
+				k = 0;
+	StringInfoData out;
+
+	if (keep_first < 0 || keep_last < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("keep_first and keep_last of mask_keep must not be negative"),
+				 errdetail("keep_first is %d and keep_last is %d.", keep_first, keep_last)));
+	EcrmCheckFieldLength(t, "value");
+	for (int i = 0; i < len; i += pg_mblen(s + i))
+		if (IsMaskable(s + i))
+			n++;
+	if ((int64) keep_first + keep_last >= n)
+		keep_first = keep_last = 0;
+	initStringInfo(&out);
+	for (int i = 0; i < len;)
+	{
+		int			l = Min(pg_mblen(s + i), len - i);
+
+		if (IsMaskable(s + i))
+		{
+			if (k < keep_first || k >= n - keep_last)
+				appendBinaryStringInfo(&out, s + i, l);
+			else
+				appendStringInfoChar(&out, '*');
+			k++;
+		}
+		else
+			appendBinaryStringInfo(&out, s + i, l);
+		i += l;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}

@@ -1,0 +1,53 @@
+/*
+ * pii.h — shared declarations of ecrm's privacy kernel: the masking functions
+ * (mask.c, generalize.c), pseudonyms (pseudonym.c), PII detection (pii.c) and
+ * the name lists they share (names.c).
+ */
+#ifndef ECRM_PII_H
+#define ECRM_PII_H
+
+/* What a masking function returns for a value it cannot parse: never the value. */
+#define ECRM_MASK_INVALID	"***"
+
+/* Longest card number (ISO/IEC 7812) and IBAN (ISO 13616) we look at. */
+#define ECRM_CARD_MAX_DIGITS	19
+#define ECRM_CARD_MIN_DIGITS	12
+#define ECRM_IBAN_MAX			34
+
+/* pii.c */
+extern bool EcrmLuhnValid(const char *digits, int n);
+extern int	EcrmCardDigits(const char *s, int len, char *digits);
+extern int	EcrmIbanCompact(const char *s, int len, char *out);
+extern bool EcrmIbanValid(const char *compact, int n);
+extern bool EcrmEmailParts(const char *s, int len, int *local_len, int *domain_start);
+extern bool EcrmParseIp(const char *s, int len, int *family, unsigned char *addr);
+extern bool EcrmLooksLikeIp(const char *s, int len);
+
+/* pseudonym.c */
+#define ECRM_HMAC_LEN	32
+extern void EcrmHmac(const bytea *key, const char *domain, const char *context, int context_len,
+					 const char *msg, int msg_len, uint8 *out);
+extern const bytea *EcrmPseudonymKey(FunctionCallInfo fcinfo, int argno);
+
+/* names.c */
+extern const char *const ecrm_first_names[];
+extern const int ecrm_n_first_names;
+extern const char *const ecrm_last_names[];
+extern const int ecrm_n_last_names;
+extern bool EcrmIsCommonName(const char *word, int len);
+
+/* Trim ASCII white space from both ends of [*s, *s + *len). */
+static inline void
+EcrmTrim(const char **s, int *len)
+{
+	while (*len > 0 && ((*s)[0] == ' ' || (*s)[0] == '\t' || (*s)[0] == '\n' || (*s)[0] == '\r'))
+	{
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t' ||
+						(*s)[*len - 1] == '\n' || (*s)[*len - 1] == '\r'))
+		(*len)--;
+}
+
+#endif							/* ECRM_PII_H */
