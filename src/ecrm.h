@@ -16,6 +16,7 @@
 /* GUCs (ecrm.c) */
 extern char *ecrm_default_country;
 extern char *ecrm_lifecycle_reason;
+extern char *ecrm_pseudonym_key;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones

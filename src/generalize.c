@@ -6,8 +6,10 @@
  * Noise and averaging: ecrm.mask_noise(value, ratio) draws fresh noise on
  * every call, so whoever can read the masked value many times (the same row
  * in many queries) can average the noise away.  The keyed form,
- * ecrm.mask_noise(value, ratio, seed, key), draws the same noise for the
- * same seed (a row's id) every time, so repeating a query teaches nothing.
+ * ecrm.mask_noise(value, ratio, seed, context), draws the same noise for the
+ * same seed (a row's id) every time, so repeating a query teaches nothing;
+ * averaging over many rows still converges to the true mean, which is the
+ * point of noise (aggregates stay useful) and its limit (small groups leak).
  */
 #include "postgres.h"
 
@@ -25,45 +27,34 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-/* The unit argument of a date or time function, checked against the allowed list. */
-static text *
-UnitArg(FunctionCallInfo fcinfo, int argno, const char *fn, const char *const *allowed, const char *hint)
-{
-	text	   *t = PG_GETARG_TEXT_PP(argno);
-	char	   *unit;
-
-	if (VARSIZE_ANY_EXHDR(t) > 20)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unit of %s is too long", fn),
-				 errhint("Use one of: %s.", hint)));
-	unit = text_to_cstring(t);
-	for (int i = 0; allowed[i] != NULL; i++)
-		if (strcmp(unit, allowed[i]) == 0)
-			return t;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown unit \"%s\" for %s", unit, fn),
-			 errhint("Use one of: %s.", hint)));
-	return NULL;				/* keep compiler quiet */
-}
-
 static const char *const date_units[] = {"month", "quarter", "year", "decade", NULL};
 static const char *const time_units[] = {"hour", "day", "month", "quarter", "year", "decade", NULL};
+
+/* The unit argument (argument 1) of a date or time function, checked. */
+static Datum
+UnitArg(FunctionCallInfo fcinfo, const char *fn, const char *const *allowed, const char *hint)
+{
+	int			i = EcrmOptionIndex(fcinfo, 1, fn, "unit", allowed, hint);
+
+	return PointerGetDatum(cstring_to_text(allowed[i]));
+}
 
 /* A date cut to the first day of its month, quarter, year or decade. */
 PG_FUNCTION_INFO_V1(ecrm_mask_date);
 Datum
 ecrm_mask_date(PG_FUNCTION_ARGS)
 {
-	DateADT		d = PG_GETARG_DATEADT(0);
-	text	   *unit = UnitArg(fcinfo, 1, "mask_date", date_units, "month, quarter, year, decade");
+	Datum		unit = UnitArg(fcinfo, "mask_date", date_units, "month, quarter, year, decade");
+	DateADT		d;
 	Datum		ts;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	d = PG_GETARG_DATEADT(0);
 	if (DATE_NOT_FINITE(d))
 		PG_RETURN_DATEADT(d);
 	ts = DirectFunctionCall1(date_timestamp, DateADTGetDatum(d));
-	ts = DirectFunctionCall2(timestamp_trunc, PointerGetDatum(unit), ts);
+	ts = DirectFunctionCall2(timestamp_trunc, unit, ts);
 	return DirectFunctionCall1(timestamp_date, ts);
 }
 
@@ -72,10 +63,11 @@ PG_FUNCTION_INFO_V1(ecrm_mask_timestamp);
 Datum
 ecrm_mask_timestamp(PG_FUNCTION_ARGS)
 {
-	Timestamp	t = PG_GETARG_TIMESTAMP(0);
-	text	   *unit = UnitArg(fcinfo, 1, "mask_time", time_units, "hour, day, month, quarter, year, decade");
+	Datum		unit = UnitArg(fcinfo, "mask_time", time_units, "hour, day, month, quarter, year, decade");
 
-	return DirectFunctionCall2(timestamp_trunc, PointerGetDatum(unit), TimestampGetDatum(t));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	return DirectFunctionCall2(timestamp_trunc, unit, PG_GETARG_DATUM(0));
 }
 
 /* A timestamp with time zone cut to its hour, day, ... in the session's time zone. */
@@ -83,10 +75,11 @@ PG_FUNCTION_INFO_V1(ecrm_mask_timestamptz);
 Datum
 ecrm_mask_timestamptz(PG_FUNCTION_ARGS)
 {
-	TimestampTz t = PG_GETARG_TIMESTAMPTZ(0);
-	text	   *unit = UnitArg(fcinfo, 1, "mask_time", time_units, "hour, day, month, quarter, year, decade");
+	Datum		unit = UnitArg(fcinfo, "mask_time", time_units, "hour, day, month, quarter, year, decade");
 
-	return DirectFunctionCall2(timestamptz_trunc, PointerGetDatum(unit), TimestampTzGetDatum(t));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	return DirectFunctionCall2(timestamptz_trunc, unit, PG_GETARG_DATUM(0));
 }
 
 /* [lower, upper) of the given range type; an unbounded side when infinite. */
@@ -148,12 +141,15 @@ PG_FUNCTION_INFO_V1(ecrm_mask_range_int4);
 Datum
 ecrm_mask_range_int4(PG_FUNCTION_ARGS)
 {
-	int32		v = PG_GETARG_INT32(0);
-	int32		step = PG_GETARG_INT32(1);
+	int32		step;
 
+	ECRM_ARG_NOT_NULL(1, "mask_range", "step");
+	step = PG_GETARG_INT32(1);
 	if (step <= 0)
 		CheckStep(false, psprintf("%d", step));
-	return IntRange(v, step, INT4RANGEOID, PG_INT32_MIN, PG_INT32_MAX);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	return IntRange(PG_GETARG_INT32(0), step, INT4RANGEOID, PG_INT32_MIN, PG_INT32_MAX);
 }
 
 /* The int8range a value falls in, in steps of step. */
@@ -161,12 +157,15 @@ PG_FUNCTION_INFO_V1(ecrm_mask_range_int8);
 Datum
 ecrm_mask_range_int8(PG_FUNCTION_ARGS)
 {
-	int64		v = PG_GETARG_INT64(0);
-	int64		step = PG_GETARG_INT64(1);
+	int64		step;
 
+	ECRM_ARG_NOT_NULL(1, "mask_range", "step");
+	step = PG_GETARG_INT64(1);
 	if (step <= 0)
 		CheckStep(false, psprintf(INT64_FORMAT, step));
-	return IntRange(v, step, INT8RANGEOID, PG_INT64_MIN, PG_INT64_MAX);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	return IntRange(PG_GETARG_INT64(0), step, INT8RANGEOID, PG_INT64_MIN, PG_INT64_MAX);
 }
 
 /* The numrange a value falls in, in steps of step; NULL for NaN and infinities. */
@@ -174,17 +173,22 @@ PG_FUNCTION_INFO_V1(ecrm_mask_range_numeric);
 Datum
 ecrm_mask_range_numeric(PG_FUNCTION_ARGS)
 {
-	Numeric		v = PG_GETARG_NUMERIC(0);
-	Numeric		step = PG_GETARG_NUMERIC(1);
+	Numeric		v;
+	Numeric		step;
 	Datum		zero = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
 	Datum		q,
 				r,
 				lower,
 				upper;
 
+	ECRM_ARG_NOT_NULL(1, "mask_range", "step");
+	step = PG_GETARG_NUMERIC(1);
 	if (numeric_is_nan(step) || numeric_is_inf(step) ||
 		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(step), zero)) <= 0)
 		CheckStep(false, DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(step))));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	v = PG_GETARG_NUMERIC(0);
 	if (numeric_is_nan(v) || numeric_is_inf(v))
 		PG_RETURN_NULL();
 	/* exact floor division: truncate, then step down for a negative remainder */
@@ -214,11 +218,16 @@ PG_FUNCTION_INFO_V1(ecrm_mask_noise);
 Datum
 ecrm_mask_noise(PG_FUNCTION_ARGS)
 {
-	float8		v = PG_GETARG_FLOAT8(0);
-	float8		ratio = PG_GETARG_FLOAT8(1);
+	float8		v;
+	float8		ratio;
 	float8		u;
 
+	ECRM_ARG_NOT_NULL(1, "mask_noise", "ratio");
+	ratio = PG_GETARG_FLOAT8(1);
 	CheckRatio(ratio);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	v = PG_GETARG_FLOAT8(0);
 	if (isnan(v) || isinf(v))
 		PG_RETURN_FLOAT8(v);
 	u = 2.0 * pg_prng_double(&pg_global_prng_state) - 1.0;
@@ -226,21 +235,45 @@ ecrm_mask_noise(PG_FUNCTION_ARGS)
 }
 
 /*
- * value * (1 + ratio * u) with u drawn from HMAC(key, seed): the same seed
- * always gets the same noise, so the noise cannot be averaged away by
- * reading the value again; without the key it cannot be subtracted.
+ * u in [-1, 1) drawn from HMAC(key, context, seed): the same seed always gets
+ * the same noise, so reading a value again teaches nothing, and without the
+ * key the noise cannot be subtracted.
  */
-PG_FUNCTION_INFO_V1(ecrm_mask_noise_keyed);
-Datum
-ecrm_mask_noise_keyed(PG_FUNCTION_ARGS)
+static float8
+KeyedUniform(FunctionCallInfo fcinfo, int seedarg, int ctxarg)
 {
-	float8		v,
-				ratio;
 	text	   *seed;
-	const bytea *key;
+	text	   *ctx = NULL;
 	uint8		mac[ECRM_HMAC_LEN];
 	uint64		x = 0;
-	float8		u;
+
+	if (PG_ARGISNULL(seedarg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("seed of mask_noise must not be null"),
+				 errhint("Use a value that identifies the row, such as its id.")));
+	seed = PG_GETARG_TEXT_PP(seedarg);
+	if (!PG_ARGISNULL(ctxarg))
+	{
+		ctx = PG_GETARG_TEXT_PP(ctxarg);
+		if (VARSIZE_ANY_EXHDR(ctx) > 1000)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("context of mask_noise is too long (%d bytes)", (int) VARSIZE_ANY_EXHDR(ctx)),
+					 errdetail("The limit is 1000 bytes.")));
+	}
+	EcrmHmac("noise", ctx ? VARDATA_ANY(ctx) : "", ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
+			 VARDATA_ANY(seed), VARSIZE_ANY_EXHDR(seed), mac);
+	for (int i = 0; i < 8; i++)
+		x = (x << 8) | mac[i];
+	return 2.0 * ((double) (x >> 11) * (1.0 / 9007199254740992.0)) - 1.0;
+}
+
+/* The ratio argument of the keyed forms, checked before anything else. */
+static float8
+KeyedRatio(FunctionCallInfo fcinfo)
+{
+	float8		ratio;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -248,24 +281,46 @@ ecrm_mask_noise_keyed(PG_FUNCTION_ARGS)
 				 errmsg("ratio of mask_noise must not be null")));
 	ratio = PG_GETARG_FLOAT8(1);
 	CheckRatio(ratio);
-	key = EcrmPseudonymKey(fcinfo, 3);
+	EcrmCheckPseudonymKey();
+	return ratio;
+}
+
+/* value * (1 + ratio * u), u keyed by seed (see KeyedUniform). */
+PG_FUNCTION_INFO_V1(ecrm_mask_noise_keyed);
+Datum
+ecrm_mask_noise_keyed(PG_FUNCTION_ARGS)
+{
+	float8		ratio = KeyedRatio(fcinfo);
+	float8		v;
+
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	v = PG_GETARG_FLOAT8(0);
 	if (isnan(v) || isinf(v))
 		PG_RETURN_FLOAT8(v);
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("seed of mask_noise must not be null"),
-				 errhint("Use a value that identifies the row, such as its id.")));
-	seed = PG_GETARG_TEXT_PP(2);
-	EcrmCheckFieldLength(seed, "seed");
-	EcrmHmac(key, "noise", "", 0, VARDATA_ANY(seed), VARSIZE_ANY_EXHDR(seed), mac);
-	for (int i = 0; i < 8; i++)
-		x = (x << 8) | mac[i];
-	u = 2.0 * ((double) (x >> 11) * (1.0 / 9007199254740992.0)) - 1.0;
-	PG_RETURN_FLOAT8(v * (1.0 + ratio * u));
+	PG_RETURN_FLOAT8(v * (1.0 + ratio * KeyedUniform(fcinfo, 2, 3)));
+}
+
+/* The numeric form: the noisy value rounded to the scale of the value given. */
+PG_FUNCTION_INFO_V1(ecrm_mask_noise_keyed_numeric);
+Datum
+ecrm_mask_noise_keyed_numeric(PG_FUNCTION_ARGS)
+{
+	float8		ratio = KeyedRatio(fcinfo);
+	Numeric		v;
+	Datum		factor,
+				scaled;
+	int32		scale;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	v = PG_GETARG_NUMERIC(0);
+	if (numeric_is_nan(v) || numeric_is_inf(v))
+		PG_RETURN_NUMERIC(v);
+	factor = DirectFunctionCall1(float8_numeric, Float8GetDatum(1.0 + ratio * KeyedUniform(fcinfo, 2, 3)));
+	scaled = DirectFunctionCall2(numeric_mul, NumericGetDatum(v), factor);
+	scale = DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(v)));
+	return DirectFunctionCall2(numeric_round, scaled, Int32GetDatum(scale));
 }
 
 /* Zero the bits of addr (family's size) after the first bits. */
@@ -284,8 +339,15 @@ ZeroHostBits(unsigned char *addr, int nbytes, int bits)
 }
 
 static void
-CheckPrefixes(int32 v4, int32 v6)
+PrefixArgs(FunctionCallInfo fcinfo, int32 *v4p, int32 *v6p)
 {
+	int32		v4,
+				v6;
+
+	ECRM_ARG_NOT_NULL(1, "mask_ip", "v4_prefix");
+	ECRM_ARG_NOT_NULL(2, "mask_ip", "v6_prefix");
+	v4 = *v4p = PG_GETARG_INT32(1);
+	v6 = *v6p = PG_GETARG_INT32(2);
 	if (v4 < 0 || v4 > 32 || v6 < 0 || v6 > 128)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -298,13 +360,16 @@ PG_FUNCTION_INFO_V1(ecrm_mask_ip);
 Datum
 ecrm_mask_ip(PG_FUNCTION_ARGS)
 {
-	inet	   *ip = PG_GETARG_INET_PP(0);
-	int32		v4 = PG_GETARG_INT32(1);
-	int32		v6 = PG_GETARG_INT32(2);
+	inet	   *ip;
+	int32		v4,
+				v6;
 	inet	   *dst;
 	int			bits;
 
-	CheckPrefixes(v4, v6);
+	PrefixArgs(fcinfo, &v4, &v6);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	ip = PG_GETARG_INET_PP(0);
 	dst = (inet *) palloc0(sizeof(inet));
 	ip_family(dst) = ip_family(ip);
 	bits = Min(ip_family(ip) == PGSQL_AF_INET ? v4 : v6, ip_bits(ip));
@@ -320,17 +385,21 @@ PG_FUNCTION_INFO_V1(ecrm_mask_ip_text);
 Datum
 ecrm_mask_ip_text(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	int32		v4 = PG_GETARG_INT32(1);
-	int32		v6 = PG_GETARG_INT32(2);
+	text	   *t;
+	int32		v4,
+				v6;
 	unsigned char addr[16];
 	int			family;
 	char		buf[64];
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *s;
+	int			len;
 
-	CheckPrefixes(v4, v6);
-	EcrmCheckFieldLength(t, "IP address");
+	PrefixArgs(fcinfo, &v4, &v6);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));

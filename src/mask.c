@@ -39,31 +39,34 @@ CharOffset(const char *s, int len, int nchars)
 	return Min(off, len);
 }
 
-/* Reject an option that the function does not know. */
-static void
-UnknownOption(const char *fn, const char *arg, const char *value, const char *allowed)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown %s \"%s\" for %s", arg, value, fn),
-			 errhint("Use one of: %s.", allowed)));
-}
-
-static char *
-OptionArg(FunctionCallInfo fcinfo, int argno, const char *fn, const char *arg)
+/*
+ * Which of the allowed options (a NULL-terminated list) the text argument
+ * argno names.  NULL or anything else is an error; hint lists the options.
+ */
+int
+EcrmOptionIndex(FunctionCallInfo fcinfo, int argno, const char *fn, const char *arg,
+				const char *const *allowed, const char *hint)
 {
 	text	   *t;
+	const char *s;
+	int			len;
 
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s of %s must not be null", arg, fn)));
+				 errmsg("%s of %s must not be null", arg, fn),
+				 errhint("Use one of: %s.", hint)));
 	t = PG_GETARG_TEXT_PP(argno);
-	if (VARSIZE_ANY_EXHDR(t) > 40)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s of %s is too long", arg, fn)));
-	return text_to_cstring(t);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	for (int i = 0; allowed[i] != NULL; i++)
+		if ((int) strlen(allowed[i]) == len && memcmp(allowed[i], s, len) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s \"%s\" for %s", arg, EcrmClip(s, len), fn),
+			 errhint("Use one of: %s.", hint)));
+	return -1;					/* keep compiler quiet */
 }
 
 /*
@@ -75,28 +78,38 @@ PG_FUNCTION_INFO_V1(ecrm_mask_partial);
 Datum
 ecrm_mask_partial(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	int32		prefix = PG_GETARG_INT32(1);
-	text	   *pad = PG_GETARG_TEXT_PP(2);
-	int32		suffix = PG_GETARG_INT32(3);
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	text	   *t;
+	int32		prefix,
+				suffix;
+	text	   *pad;
+	const char *s;
+	int			len;
 	int			nchars;
 	int			pre_bytes,
 				suf_start;
 	StringInfoData out;
 
+	ECRM_ARG_NOT_NULL(1, "mask_partial", "prefix");
+	ECRM_ARG_NOT_NULL(2, "mask_partial", "padding");
+	ECRM_ARG_NOT_NULL(3, "mask_partial", "suffix");
+	prefix = PG_GETARG_INT32(1);
+	pad = PG_GETARG_TEXT_PP(2);
+	suffix = PG_GETARG_INT32(3);
 	if (prefix < 0 || suffix < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("prefix and suffix of mask_partial must not be negative"),
 				 errdetail("prefix is %d and suffix is %d.", prefix, suffix)));
-	EcrmCheckFieldLength(t, "value");
 	if (VARSIZE_ANY_EXHDR(pad) > 1000)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("padding of mask_partial is too long (%d bytes)", (int) VARSIZE_ANY_EXHDR(pad)),
 				 errdetail("The limit is 1000 bytes.")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
 	nchars = pg_mbstrlen_with_len(s, len);
@@ -133,20 +146,33 @@ static const char *const email_providers[] = {
 	"telenet.be", "telia.com", "terra.com.br", "tiscali.it", "tutanota.com", "uol.com.br",
 	"verizon.net", "virgilio.it", "virginmedia.com", "wanadoo.fr", "web.de", "wp.pl",
 	"yahoo.co.uk", "yahoo.com", "yahoo.de", "yahoo.es", "yahoo.fr", "yahoo.it", "yandex.com",
-	"yandex.ru", "ymail.com", "zoho.com", "ziggo.nl",
+	"yandex.ru", "ymail.com", "ziggo.nl", "zoho.com",
 };
 
-static int
-CompareCString(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
-
+/* Whether domain[0..len) (lower case) is a public mail provider's. */
 static bool
-IsEmailProvider(const char *domain)
+IsEmailProvider(const char *domain, int len)
 {
-	return bsearch(&domain, email_providers, lengthof(email_providers), sizeof(char *),
-				   CompareCString) != NULL;
+	int			lo = 0,
+				hi = lengthof(email_providers) - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		const char *p = email_providers[mid];
+		int			plen = strlen(p);
+		int			cmp = memcmp(domain, p, Min(len, plen));
+
+		if (cmp == 0)
+			cmp = len - plen;
+		if (cmp == 0)
+			return true;
+		if (cmp < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return false;
 }
 
 /* Second-level labels under which a country code top-level domain registers names (co.uk, com.au). */
@@ -189,17 +215,22 @@ typedef enum
 	EMAIL_KEEP_NONE,
 } EmailKeep;
 
+static const char *const email_keep_options[] = {"provider", "domain", "tld", "none", NULL};
+
 /*
  * Mask an email address: the first character of the local part, "***", and
  * the domain as the keep option says: provider (default) keeps the domain of
  * a public mail provider and only the public suffix of any other, domain
  * keeps the domain, tld the public suffix, none nothing.  All lower case.
+ * The result is written straight into one allocation: this runs over whole
+ * tables in masked views.
  */
 PG_FUNCTION_INFO_V1(ecrm_mask_email);
 Datum
 ecrm_mask_email(PG_FUNCTION_ARGS)
 {
 	text	   *t;
+	text	   *result;
 	const char *s;
 	int			len;
 	int			local_len,
@@ -207,28 +238,15 @@ ecrm_mask_email(PG_FUNCTION_ARGS)
 				dlen,
 				first;
 	EmailKeep	keep = EMAIL_KEEP_PROVIDER;
-	char	   *domain;
-	StringInfoData out;
+	char	   *p,
+			   *domain;
 
 	if (PG_NARGS() > 1)
-	{
-		char	   *opt = OptionArg(fcinfo, 1, "mask_email", "keep option");
-
-		if (strcmp(opt, "provider") == 0)
-			keep = EMAIL_KEEP_PROVIDER;
-		else if (strcmp(opt, "domain") == 0)
-			keep = EMAIL_KEEP_DOMAIN;
-		else if (strcmp(opt, "tld") == 0)
-			keep = EMAIL_KEEP_TLD;
-		else if (strcmp(opt, "none") == 0)
-			keep = EMAIL_KEEP_NONE;
-		else
-			UnknownOption("mask_email", "keep option", opt, "provider, domain, tld, none");
-	}
+		keep = (EmailKeep) EcrmOptionIndex(fcinfo, 1, "mask_email", "keep option", email_keep_options,
+										   "provider, domain, tld, none");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	t = PG_GETARG_TEXT_PP(0);
-	EcrmCheckFieldLength(t, "email");
 	s = VARDATA_ANY(t);
 	len = VARSIZE_ANY_EXHDR(t);
 	EcrmTrim(&s, &len);
@@ -240,35 +258,48 @@ ecrm_mask_email(PG_FUNCTION_ARGS)
 	dlen = len - domain_start;
 	if (s[len - 1] == '.')
 		dlen--;
-	domain = palloc(dlen + 1);
+	first = Min(pg_mblen(s), local_len);
+	/* first character, "***@", "***." and the domain */
+	result = (text *) palloc(VARHDRSZ + first + 8 + dlen);
+	p = VARDATA(result);
+	if (first == 1)
+		*p++ = pg_ascii_tolower((unsigned char) s[0]);
+	else
+	{
+		memcpy(p, s, first);
+		p += first;
+	}
+	memcpy(p, "***@", 4);
+	p += 4;
+	domain = p + 4;				/* room to write "***." before a suffix */
 	for (int i = 0; i < dlen; i++)
 		domain[i] = pg_ascii_tolower((unsigned char) s[domain_start + i]);
-	domain[dlen] = '\0';
-
-	initStringInfo(&out);
-	first = Min(pg_mblen(s), local_len);
-	if (first == 1)
-		appendStringInfoChar(&out, pg_ascii_tolower((unsigned char) s[0]));
-	else
-		appendBinaryStringInfo(&out, s, first);
-	appendStringInfoString(&out, "***@");
-	if (keep == EMAIL_KEEP_PROVIDER && IsEmailProvider(domain))
+	if (keep == EMAIL_KEEP_PROVIDER && IsEmailProvider(domain, dlen))
 		keep = EMAIL_KEEP_DOMAIN;
 	switch (keep)
 	{
 		case EMAIL_KEEP_DOMAIN:
-			appendStringInfoString(&out, domain);
+			memmove(p, domain, dlen);
+			p += dlen;
 			break;
 		case EMAIL_KEEP_PROVIDER:
 		case EMAIL_KEEP_TLD:
-			appendStringInfoString(&out, "***.");
-			appendStringInfoString(&out, domain + PublicSuffixStart(domain, dlen));
-			break;
+			{
+				int			suffix = PublicSuffixStart(domain, dlen);
+
+				memcpy(p, "***.", 4);
+				p += 4;
+				memmove(p, domain + suffix, dlen - suffix);
+				p += dlen - suffix;
+				break;
+			}
 		case EMAIL_KEEP_NONE:
-			appendStringInfoString(&out, "***");
+			memcpy(p, "***", 3);
+			p += 3;
 			break;
 	}
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+	SET_VARSIZE(result, p - (char *) result);
+	PG_RETURN_TEXT_P(result);
 }
 
 static inline bool
@@ -286,21 +317,29 @@ PG_FUNCTION_INFO_V1(ecrm_mask_phone);
 Datum
 ecrm_mask_phone(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	int32		keep_last = PG_NARGS() > 1 ? PG_GETARG_INT32(1) : 2;
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	text	   *t;
+	int32		keep_last;
+	const char *s;
+	int			len;
 	const char *national;
 	int			nlen;
 	int			shown;
 	char		digits[32];
 	StringInfoData out;
 
+	ECRM_ARG_NOT_NULL(1, "mask_phone", "keep_last");
+	keep_last = PG_GETARG_INT32(1);
 	if (keep_last < 0 || keep_last > 4)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("keep_last of mask_phone must be between 0 and 4, not %d", keep_last)));
-	EcrmCheckFieldLength(t, "phone");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
@@ -366,29 +405,19 @@ ecrm_mask_name(PG_FUNCTION_ARGS)
 	int			i = 0;
 	StringInfoData out;
 
-	if (PG_NARGS() > 1)
-	{
-		char	   *opt = OptionArg(fcinfo, 1, "mask_name", "keep option");
+	static const char *const options[] = {"initials", "first", "none", NULL};
 
-		if (strcmp(opt, "initials") == 0)
-			mode = 0;
-		else if (strcmp(opt, "first") == 0)
-			mode = 1;
-		else if (strcmp(opt, "none") == 0)
-			mode = 2;
-		else
-			UnknownOption("mask_name", "keep option", opt, "initials, first, none");
-	}
+	if (PG_NARGS() > 1)
+		mode = EcrmOptionIndex(fcinfo, 1, "mask_name", "keep option", options, "initials, first, none");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	t = PG_GETARG_TEXT_PP(0);
-	EcrmCheckFieldLength(t, "name");
 	s = VARDATA_ANY(t);
 	len = VARSIZE_ANY_EXHDR(t);
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
-	if (mode == 2)
+	if (mode == 2 || len > ECRM_MASK_MAX_BYTES)
 		PG_RETURN_TEXT_P(MaskInvalid());
 
 	initStringInfo(&out);
@@ -475,7 +504,8 @@ ecrm_mask_address(PG_FUNCTION_ARGS)
 	int			kept = 0;
 	StringInfoData out;
 
-	EcrmCheckFieldLength(t, "address");
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
@@ -558,7 +588,8 @@ ecrm_mask_postal_code(PG_FUNCTION_ARGS)
 	int			keep;
 	StringInfoData out;
 
-	EcrmCheckFieldLength(t, "postal code");
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
@@ -624,7 +655,8 @@ ecrm_mask_card(PG_FUNCTION_ARGS)
 	int			n;
 	StringInfoData out;
 
-	EcrmCheckFieldLength(t, "card number");
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
@@ -652,7 +684,8 @@ ecrm_mask_iban(PG_FUNCTION_ARGS)
 	int			n;
 	StringInfoData out;
 
-	EcrmCheckFieldLength(t, "IBAN");
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
@@ -682,21 +715,29 @@ PG_FUNCTION_INFO_V1(ecrm_mask_keep);
 Datum
 ecrm_mask_keep(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	int32		keep_first = PG_GETARG_INT32(1);
-	int32		keep_last = PG_GETARG_INT32(2);
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	text	   *t;
+	int32		keep_first,
+				keep_last;
+	const char *s;
+	int			len;
 	int			n = 0,
 				k = 0;
 	StringInfoData out;
 
+	ECRM_ARG_NOT_NULL(1, "mask_keep", "keep_first");
+	ECRM_ARG_NOT_NULL(2, "mask_keep", "keep_last");
+	keep_first = PG_GETARG_INT32(1);
+	keep_last = PG_GETARG_INT32(2);
 	if (keep_first < 0 || keep_last < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("keep_first and keep_last of mask_keep must not be negative"),
 				 errdetail("keep_first is %d and keep_last is %d.", keep_first, keep_last)));
-	EcrmCheckFieldLength(t, "value");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
 	for (int i = 0; i < len; i += pg_mblen(s + i))
 		if (IsMaskable(s + i))
 			n++;

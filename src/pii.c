@@ -494,7 +494,6 @@ ecrm_is_valid_card(PG_FUNCTION_ARGS)
 	char		digits[ECRM_CARD_MAX_DIGITS + 1];
 	int			n;
 
-	EcrmCheckFieldLength(t, "card number");
 	n = EcrmCardDigits(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), digits);
 	PG_RETURN_BOOL(n >= ECRM_CARD_MIN_DIGITS && EcrmLuhnValid(digits, n));
 }
@@ -508,7 +507,6 @@ ecrm_is_valid_iban(PG_FUNCTION_ARGS)
 	char		buf[ECRM_IBAN_MAX + 1];
 	int			n;
 
-	EcrmCheckFieldLength(t, "IBAN");
 	n = EcrmIbanCompact(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), buf);
 	PG_RETURN_BOOL(n > 0 && EcrmIbanValid(buf, n));
 }
@@ -521,7 +519,6 @@ ecrm_pii_kind(PG_FUNCTION_ARGS)
 	text	   *t = PG_GETARG_TEXT_PP(0);
 	const char *kind;
 
-	EcrmCheckFieldLength(t, "value");
 	kind = PiiKind(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	if (kind == NULL)
 		PG_RETURN_NULL();
@@ -800,21 +797,21 @@ PG_FUNCTION_INFO_V1(ecrm_check_digits_valid);
 Datum
 ecrm_check_digits_valid(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	char	   *algo = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	static const char *const algos[] = {"luhn", "mod97", "mod11", "dni", NULL};
+	int			algo = EcrmOptionIndex(fcinfo, 1, "check_digits_valid", "algorithm", algos,
+									   "luhn, mod97, mod11, dni");
+	text	   *t;
+	const char *s;
+	int			len;
 	char		c[32];
 	int			n = 0;
 	int			ndigits = 0;
 
-	if (strcmp(algo, "luhn") != 0 && strcmp(algo, "mod97") != 0 &&
-		strcmp(algo, "mod11") != 0 && strcmp(algo, "dni") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown check digit algorithm \"%s\"", algo),
-				 errhint("Use one of: luhn, mod97, mod11, dni.")));
-	EcrmCheckFieldLength(t, "value");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
 	EcrmTrim(&s, &len);
 	for (int i = 0; i < len; i++)
 	{
@@ -832,9 +829,9 @@ ecrm_check_digits_valid(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_BOOL(false);
 
-	if (strcmp(algo, "luhn") == 0)
+	if (algo == 0)
 		PG_RETURN_BOOL(ndigits == n && EcrmLuhnValid(c, n));
-	if (strcmp(algo, "mod97") == 0)
+	if (algo == 1)
 	{
 		int			rem = 0;
 
@@ -844,7 +841,7 @@ ecrm_check_digits_valid(PG_FUNCTION_ARGS)
 			rem = (rem * 10 + (c[i] - '0')) % 97;
 		PG_RETURN_BOOL(97 - rem == (c[n - 2] - '0') * 10 + (c[n - 1] - '0'));
 	}
-	if (strcmp(algo, "mod11") == 0)
+	if (algo == 2)
 	{
 		int			sum = 0;
 
