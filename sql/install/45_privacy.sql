@@ -1722,6 +1722,252 @@ COMMENT ON FUNCTION ecrm.erase_customer(bigint, text) IS
     'GDPR erasure: erase a customer and every profile merged into it from every table registered in ecrm.customer_table (rows deleted, or kept with their PII columns anonymized, as registered: order totals stay for accounting), plus staged imports and planner statistics that name them; logged without personal data in ecrm.erasure_log. One transaction; a second call is a no-op (status already_erased)';
 
 ------------------------------------------------------------------------------
+-- Static masking: a masked copy for development and testing
+------------------------------------------------------------------------------
+-- The SQL that masks a table column in a copy: its policy, else NULL (copy) or the erased
+-- value (in place) for a personal column, else NULL meaning "keep it".
+CREATE FUNCTION ecrm._static_mask_expr(rel regclass, col name, in_place boolean) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    a   record;
+    pol ecrm.mask_policy;
+    e   text;
+BEGIN
+    SELECT t.atttypid::regtype AS typ, t.atttypmod, t.attgenerated, t.attidentity INTO a
+      FROM pg_attribute t WHERE t.attrelid = rel AND t.attname = col;
+    IF in_place AND (a.attgenerated <> '' OR a.attidentity <> '') THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO pol FROM ecrm.mask_policy p WHERE p.relid = rel AND p.column_name = col AND p.strategy <> 'default';
+    IF pol.strategy IS NOT NULL THEN
+        e := ecrm._mask_expr(pol.strategy, pol.options, format('x.%I', col), a.typ, a.atttypmod, rel, 'x',
+                             '(SELECT s.context FROM ecrm.mask_secret s)');
+        IF in_place AND ecrm._type_class(a.typ) IN ('int', 'numeric', 'float') AND pol.strategy = 'range' THEN
+            RAISE EXCEPTION 'masking strategy range changes the type of %.%, so it cannot mask it in place', rel, col
+                USING ERRCODE = 'datatype_mismatch', HINT = 'Make a masked copy in another schema, or choose another strategy.';
+        END IF;
+        RETURN CASE WHEN e = format('x.%I', col) THEN NULL ELSE e END;
+    END IF;
+    IF ecrm._is_personal(rel, col) THEN
+        RETURN CASE WHEN in_place THEN ecrm._erased_value(rel, col) ELSE format('NULL::%s', format_type(a.typ, nullif(a.atttypmod, -1))) END;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+/*
+ * Static masking.  Copies every table of schema ecrm (but the masking secret) into a new
+ * schema with every personal column masked by its policy (NULL by default), for development
+ * and tests; or, given the schema ecrm itself and allow_live => true, masks the live tables in
+ * place (for a restored copy of production, never production).  Pseudonyms are consistent
+ * across tables, so joins keep working.  Runs with the caller's privileges.
+ */
+CREATE FUNCTION ecrm.create_masked_copy(target_schema name, allow_live boolean DEFAULT false, replace boolean DEFAULT false)
+    RETURNS TABLE (table_name text, row_count bigint, masked_columns name[])
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    in_place boolean := target_schema = 'ecrm';
+    t        record;
+    cols     text;
+    masked   name[];
+    n        bigint;
+    pk       text;
+BEGIN
+    IF target_schema IS NULL OR target_schema = '' THEN
+        RAISE EXCEPTION 'target_schema must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF in_place AND NOT coalesce(allow_live, false) THEN
+        RAISE EXCEPTION 'refusing to mask the live schema ecrm in place'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Masking in place replaces every personal value of the CRM for good.',
+                  HINT = 'Give another schema for a masked copy, or allow_live => true in a restored copy of the database, never in production.';
+    END IF;
+    IF target_schema IN ('ecrm_masked', 'pg_catalog', 'information_schema', 'pg_toast') OR target_schema LIKE 'pg\_temp%' THEN
+        RAISE EXCEPTION 'cannot make a masked copy in schema %', target_schema USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT in_place THEN
+        IF EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = target_schema) THEN
+            IF coalesce(obj_description(to_regnamespace(target_schema), 'pg_namespace'), '') NOT LIKE 'ecrm masked copy%'
+               AND EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = to_regnamespace(target_schema)) THEN
+                RAISE EXCEPTION 'schema % exists and is not an empty ecrm masked copy', target_schema
+                    USING ERRCODE = 'duplicate_schema', HINT = 'Choose a new schema name.';
+            END IF;
+            IF NOT coalesce(replace, false) AND EXISTS (SELECT FROM pg_class c WHERE c.relnamespace = to_regnamespace(target_schema)) THEN
+                RAISE EXCEPTION 'schema % already holds a masked copy', target_schema
+                    USING ERRCODE = 'duplicate_schema', HINT = 'Give replace => true to replace it.';
+            END IF;
+            EXECUTE format('DROP SCHEMA %I CASCADE', target_schema);
+        END IF;
+        EXECUTE format('CREATE SCHEMA %I', target_schema);
+        EXECUTE format('COMMENT ON SCHEMA %I IS %L', target_schema,
+                       'ecrm masked copy of schema ecrm, made ' || now()::text || ' by ' || session_user);
+    END IF;
+
+    FOR t IN SELECT c.oid::regclass AS rel, c.relname FROM pg_class c
+              WHERE c.relnamespace = 'ecrm'::regnamespace AND c.relkind IN ('r', 'p')
+                AND c.relname NOT LIKE '\_%' AND c.oid <> 'ecrm.mask_secret'::regclass
+              ORDER BY c.relname LOOP
+        masked := ARRAY(SELECT a.attname FROM pg_attribute a
+                         WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped
+                           AND ecrm._static_mask_expr(t.rel, a.attname, in_place) IS NOT NULL ORDER BY a.attnum);
+        IF in_place THEN
+            IF cardinality(masked) > 0 THEN
+                SELECT string_agg(format('%I = %s', m, ecrm._static_mask_expr(t.rel, m, true)), ', ') INTO cols
+                  FROM unnest(masked) m;
+                EXECUTE format('UPDATE %s x SET %s', t.rel, cols);
+                GET DIAGNOSTICS n = ROW_COUNT;
+                EXECUTE format('ANALYZE %s', t.rel);
+            ELSE
+                EXECUTE format('SELECT count(*) FROM %s', t.rel) INTO n;
+            END IF;
+        ELSE
+            SELECT string_agg(coalesce(ecrm._static_mask_expr(t.rel, a.attname, false), format('x.%I', a.attname))
+                              || format(' AS %I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+              FROM pg_attribute a WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped;
+            EXECUTE format('CREATE TABLE %I.%I AS SELECT %s FROM %s x', target_schema, t.relname, cols, t.rel);
+            GET DIAGNOSTICS n = ROW_COUNT;
+            -- the primary key, when none of its columns was masked
+            SELECT string_agg(format('%I', a.attname), ', ' ORDER BY k.n) INTO pk
+              FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = t.rel AND i.indisprimary
+            HAVING bool_and(a.attname <> ALL (masked));
+            IF pk IS NOT NULL THEN
+                EXECUTE format('ALTER TABLE %I.%I ADD PRIMARY KEY (%s)', target_schema, t.relname, pk);
+            END IF;
+            EXECUTE format('ANALYZE %I.%I', target_schema, t.relname);
+        END IF;
+        table_name := CASE WHEN in_place THEN t.rel::text ELSE format('%I.%I', target_schema, t.relname) END;
+        row_count := n;
+        masked_columns := masked;
+        RETURN NEXT;
+    END LOOP;
+    IF in_place THEN
+        -- the copy must not share the production secret of the masked views
+        PERFORM ecrm.rotate_mask_secret();
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ecrm.create_masked_copy(name, boolean, boolean) IS
+    'Static masking: copy every table of schema ecrm into a new schema with every personal column masked by its policy (NULL when it has none), primary keys kept; with the schema ecrm itself and allow_live => true, mask the tables in place instead (for a restored copy of production only). Returns the tables, their row counts and masked columns';
+
+------------------------------------------------------------------------------
+-- PII discovery over any table
+------------------------------------------------------------------------------
+CREATE FUNCTION ecrm.discover_pii(rel regclass, sample_size integer DEFAULT 10000, min_share double precision DEFAULT 0.5)
+    RETURNS TABLE (column_name name, data_type text, kind text, sampled bigint, matched bigint, share numeric,
+                   name_hint boolean, suggested_strategy text, suggested_options jsonb, suggestion text)
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS  -- volatile: a random sample
+$$
+DECLARE
+    relkind  "char";
+    tuples   real;
+    src      text;
+    r        record;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.reltuples INTO relkind, tuples FROM pg_class c WHERE c.oid = rel;
+    IF relkind NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+        RAISE EXCEPTION '% is not a table or view', rel USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF sample_size IS NULL OR sample_size NOT BETWEEN 1 AND 10000000 THEN
+        RAISE EXCEPTION 'sample_size must be from 1 to 10000000, not %', coalesce(sample_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF min_share IS NULL OR NOT (min_share BETWEEN 0 AND 1) THEN
+        RAISE EXCEPTION 'min_share must be from 0 to 1, not %', coalesce(min_share::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- a Bernoulli sample of about sample_size rows of a big table, all rows of a small one
+    src := format('%s x', rel);
+    IF relkind IN ('r', 'm') AND tuples > 2 * sample_size THEN
+        src := format('%s x TABLESAMPLE BERNOULLI (%s)', rel, least(100, 150.0 * sample_size / tuples));
+    END IF;
+    FOR r IN EXECUTE format($q$
+        WITH sample AS (SELECT to_jsonb(x) AS row FROM %s LIMIT %s),
+        cells AS (
+            SELECT e.key, left(e.value, 10000) AS v, ecrm.pii_kind(left(e.value, 1000)) AS k
+              FROM sample s CROSS JOIN LATERAL jsonb_each_text(s.row) e WHERE e.value IS NOT NULL),
+        typed AS (
+            SELECT c.key, c.v,
+                   CASE WHEN c.k = 'date' AND c.v ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+                             AND c.v::date BETWEEN (now() - interval '110 years')::date AND (now() - interval '14 years')::date
+                        THEN 'date_of_birth'
+                        WHEN c.k IS NULL AND length(c.v) > 30 AND cardinality(ecrm.pii_find(c.v)) > 0 THEN 'free_text'
+                        ELSE c.k END AS k
+              FROM cells c),
+        per_kind AS (SELECT t.key, t.k, count(*) AS n FROM typed t GROUP BY t.key, t.k),
+        counts AS (
+            SELECT p.key, sum(p.n) AS sampled, sum(p.n) FILTER (WHERE p.k IS NOT NULL) AS n,
+                   (array_agg(p.k ORDER BY p.n DESC, p.k) FILTER (WHERE p.k IS NOT NULL))[1] AS k,
+                   max(p.n) FILTER (WHERE p.k IS NOT NULL) AS top
+              FROM per_kind p GROUP BY p.key)
+        SELECT * FROM counts$q$, src, sample_size) LOOP
+        column_name := r.key;
+        SELECT format_type(a.atttypid, a.atttypmod) INTO data_type FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = r.key;
+        name_hint := ecrm._personal_name(r.key);
+        sampled := r.sampled;
+        matched := coalesce(r.n, 0);
+        share := round(matched::numeric / greatest(sampled, 1), 3);
+        kind := r.k;
+        -- free text leaks even when few rows hold personal data
+        IF NOT (share >= min_share OR (kind = 'free_text' AND share >= 0.05) OR name_hint) THEN
+            CONTINUE;
+        END IF;
+        IF NOT (share >= min_share OR kind = 'free_text') THEN
+            kind := NULL;
+        END IF;
+        suggested_options := '{}';
+        -- a column of mixed kinds (emails and phones) gets no kind-specific mask
+        suggested_strategy := CASE WHEN r.top < 0.9 * r.n THEN 'null' ELSE CASE kind WHEN 'email' THEN 'email' WHEN 'phone' THEN 'phone' WHEN 'card' THEN 'card'
+                                        WHEN 'iban' THEN 'iban' WHEN 'ip' THEN 'ip' WHEN 'name' THEN 'name'
+                                        WHEN 'date_of_birth' THEN 'date'
+                                        WHEN 'free_text' THEN CASE WHEN data_type IN ('jsonb', 'json') THEN 'null' ELSE 'redact_text' END
+                                        ELSE 'null' END END;
+        IF kind = 'date_of_birth' AND suggested_strategy = 'date' THEN
+            suggested_options := '{"unit": "year"}';
+        END IF;
+        BEGIN
+            PERFORM ecrm._check_mask_policy(rel, r.key, suggested_strategy, suggested_options, '{}');
+        EXCEPTION WHEN datatype_mismatch THEN
+            suggested_strategy := 'null';
+            suggested_options := '{}';
+        END;
+        suggestion := format('SELECT ecrm.add_mask_policy(%L, %L, %L%s);', rel::text, r.key, suggested_strategy,
+                             CASE WHEN suggested_options <> '{}' THEN format(', %L', suggested_options) ELSE '' END);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ecrm.discover_pii(regclass, integer, double precision) IS
+    'PII discovery: sample a table or view (any, not only ecrm''s) and report the columns that hold emails, phone numbers, card numbers (Luhn), IBANs (mod-97), IP addresses, names, dates of birth or free text with such data, or whose name announces personal data: the share of sampled values that matched and a suggested masking policy (share >= min_share; 5% for free text)';
+
+CREATE FUNCTION ecrm.discover_pii_schema(schema_name name, sample_size integer DEFAULT 10000, min_share double precision DEFAULT 0.5)
+    RETURNS TABLE (table_name regclass, column_name name, data_type text, kind text, sampled bigint, matched bigint,
+                   share numeric, name_hint boolean, suggested_strategy text, suggested_options jsonb, suggestion text)
+    LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS  -- volatile: random samples
+$$
+DECLARE
+    t regclass;
+BEGIN
+    IF schema_name IS NULL OR to_regnamespace(quote_ident(schema_name)) IS NULL THEN
+        RAISE EXCEPTION 'schema "%" does not exist', coalesce(schema_name, 'NULL') USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    FOR t IN SELECT c.oid::regclass FROM pg_class c
+              WHERE c.relnamespace = to_regnamespace(quote_ident(schema_name)) AND c.relkind IN ('r', 'p', 'm')
+                AND has_table_privilege(c.oid, 'SELECT') ORDER BY c.relname LOOP
+        RETURN QUERY SELECT t, d.* FROM ecrm.discover_pii(t, sample_size, min_share) d;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ecrm.discover_pii_schema(name, integer, double precision) IS
+    'PII discovery over every table of a schema that you may read (see ecrm.discover_pii)';
+
+------------------------------------------------------------------------------
 -- Registry, pg_dump and privileges of this part
 ------------------------------------------------------------------------------
 INSERT INTO ecrm.customer_table (relid, on_merge, on_erase, pii_columns, note, builtin) VALUES
