@@ -478,6 +478,9 @@ PiiKind(const char *s, int len)
 		return "card";
 	if (LooksLikeDate(s, len))
 		return "date";
+	/* 31/02/1990: the shape of a date, not a phone number */
+	if (len == 10 && (s[2] == '/' || s[2] == '.' || s[2] == '-') && s[5] == s[2])
+		return NULL;
 	if (LooksLikePhone(s, len))
 		return "phone";
 	if (len <= 100 && LooksLikeName(s, len))
