@@ -1028,28 +1028,36 @@ DECLARE
     ctx   text := '(SELECT s.context FROM ecrm.mask_secret s)';
     col   text;
     expr  text;
-    personal text[];
+    lineage jsonb;
 BEGIN
     IF (SELECT c.relkind FROM pg_class c WHERE c.oid = view) NOT IN ('v', 'm') THEN
         RAISE EXCEPTION '% is not a view', view USING ERRCODE = 'wrong_object_type';
     END IF;
+    -- the lineage of every column, with what each source is, computed once
+    SELECT coalesce(jsonb_agg(jsonb_build_object('col', s.column_name, 'rel', s.source_table::oid, 'att', s.source_column,
+                                                 'direct', s.direct, 'personal', p.personal, 'customer', p.customer,
+                                                 'name', CASE WHEN s.source_column IS NULL THEN s.source_table || '.*'
+                                                             ELSE format('%s.%I', s.source_table, s.source_column) END)), '[]')
+      INTO lineage
+      FROM ecrm.view_column_sources(view) s
+      LEFT JOIN LATERAL (SELECT ecrm._is_personal(s.source_table, s.source_column) AS personal,
+                                ecrm._is_customer_table(s.source_table) AS customer) p ON true;
     FOR a IN SELECT t.attname, t.atttypid::regtype AS typ, t.atttypmod FROM pg_attribute t
               WHERE t.attrelid = view AND t.attnum > 0 AND NOT t.attisdropped ORDER BY t.attnum LOOP
         column_name := a.attname;
         column_type := format_type(a.typ, nullif(a.atttypmod, -1));
         col := format('v.%I', a.attname);
+        SELECT array_agg(l ->> 'name' ORDER BY l ->> 'name') FILTER (WHERE (l ->> 'personal')::boolean) AS personal,
+               count(*) FILTER (WHERE (l ->> 'direct')::boolean) = 1 AND count(*) = 1 AS direct,
+               min((l ->> 'rel')::oid)::regclass AS rel, min(l ->> 'att')::name AS att,
+               coalesce(bool_or((l ->> 'customer')::boolean), false) AS customer
+          INTO srcs
+          FROM jsonb_array_elements(lineage) l WHERE l ->> 'col' = a.attname;
         pol := NULL;
         SELECT * INTO pol FROM ecrm.mask_policy p WHERE p.relid = view AND p.column_name = a.attname AND p.strategy <> 'default';
         IF pol.strategy IS NOT NULL THEN
             decided_by := format('policy on %s.%I', view, a.attname);
         ELSE
-            SELECT array_agg(format('%s.%I', s.source_table, s.source_column) ORDER BY 1)
-                       FILTER (WHERE ecrm._is_personal(s.source_table, s.source_column)) AS personal,
-                   count(*) FILTER (WHERE s.direct) = 1 AND count(*) = 1 AS direct,
-                   min(s.source_table::oid)::regclass AS rel, min(s.source_column) AS att,
-                   bool_or(ecrm._is_customer_table(s.source_table)) AS customer
-              INTO srcs
-              FROM ecrm.view_column_sources(view) s WHERE s.column_name = a.attname;
             IF srcs.direct THEN
                 SELECT * INTO pol FROM ecrm.mask_policy p
                  WHERE p.relid = srcs.rel AND p.column_name = srcs.att AND p.strategy <> 'default';
@@ -1071,11 +1079,8 @@ BEGIN
         IF cardinality(raw_roles) > 0 AND expr <> col THEN
             expr := format('CASE WHEN (SELECT ecrm._sees_raw(%L::name[])) THEN %s ELSE %s END', raw_roles, col, expr);
         END IF;
-        consent_masked := false;
-        IF rule.consent_action = 'mask' AND (a.attname = rule.customer_column OR EXISTS (
-               SELECT FROM ecrm.view_column_sources(view) s
-                WHERE s.column_name = a.attname AND ecrm._is_customer_table(s.source_table))) THEN
-            consent_masked := true;
+        consent_masked := rule.consent_action = 'mask' AND (a.attname = rule.customer_column OR srcs.customer);
+        IF consent_masked THEN
             expr := format('CASE WHEN r.refused THEN NULL ELSE %s END', expr);
         END IF;
         expression := expr;
@@ -1137,10 +1142,18 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION ecrm._is_extension_member(rel regclass) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = rel
+                      AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e');
+
 /*
  * (Re)generate the masked twin of every view of schema ecrm in schema ecrm_masked, and drop
  * twins whose view is gone or has no twin any more.  SECURITY DEFINER: the twins must be
  * owned by the extension's owner, who can read what they mask; only ecrm_admin may call it.
+ * Twins made by CREATE EXTENSION belong to the extension; twins of views added later do not
+ * (so that their views can still be dropped, with CASCADE), and pg_dump keeps them.
  */
 CREATE FUNCTION ecrm.refresh_masked_views() RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
@@ -1151,6 +1164,7 @@ DECLARE
     sql    text;
     n      integer := 0;
     colrec record;
+    member boolean;
 BEGIN
     FOR v IN SELECT k.oid::regclass AS view, k.relname FROM pg_class k
               WHERE k.relnamespace = 'ecrm'::regnamespace AND k.relkind IN ('v', 'm') ORDER BY k.relname LOOP
@@ -1162,14 +1176,18 @@ BEGIN
         BEGIN
             EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier = true) AS %s', twin, sql);
         EXCEPTION WHEN invalid_table_definition OR datatype_mismatch OR feature_not_supported THEN
-            -- a column changed type or name: recreate (fails if the user built views on the twin)
+            -- A column changed type or name: recreate the twin (this fails if you built views on it).
+            -- Twins made by CREATE EXTENSION belong to the extension and keep belonging to it.
+            member := ecrm._is_extension_member(twin::regclass);
+            IF member THEN
+                EXECUTE format('ALTER EXTENSION ecrm DROP VIEW %s', twin);
+            END IF;
             EXECUTE format('DROP VIEW %s', twin);
             EXECUTE format('CREATE VIEW %s WITH (security_barrier = true) AS %s', twin, sql);
+            IF member THEN
+                EXECUTE format('ALTER EXTENSION ecrm ADD VIEW %s', twin);
+            END IF;
         END;
-        IF NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = twin::regclass
-                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e') THEN
-            EXECUTE format('ALTER EXTENSION ecrm ADD VIEW %s', twin);
-        END IF;
         EXECUTE format('COMMENT ON VIEW %s IS %L', twin,
                        coalesce(obj_description(v.view, 'pg_class') || ' ', '') || '(masked twin of ' || v.view::text || ')');
         FOR colrec IN SELECT p.column_name, p.strategy, p.consent_masked, col_description(v.view, a.attnum) AS comment
@@ -1190,11 +1208,14 @@ BEGIN
         n := n + 1;
     END LOOP;
     -- twins of views that are gone or no longer twinned
-    FOR v IN SELECT k.relname FROM pg_class k
+    FOR v IN SELECT k.oid::regclass AS twin, k.relname FROM pg_class k
               WHERE k.relnamespace = 'ecrm_masked'::regnamespace AND k.relkind = 'v'
                 AND (to_regclass(format('ecrm.%I', k.relname)) IS NULL
                      OR NOT (ecrm._view_rule(to_regclass(format('ecrm.%I', k.relname)))).twin) LOOP
-        EXECUTE format('DROP VIEW ecrm_masked.%I', v.relname);
+        IF ecrm._is_extension_member(v.twin) THEN
+            EXECUTE format('ALTER EXTENSION ecrm DROP VIEW %s', v.twin);
+        END IF;
+        EXECUTE format('DROP VIEW %s', v.twin);
     END LOOP;
     UPDATE ecrm._masking_state SET initialized = true;
     RETURN n;
@@ -1219,6 +1240,29 @@ CREATE TRIGGER masked_view_rule_changed AFTER INSERT OR UPDATE OR DELETE OR TRUN
     FOR EACH STATEMENT EXECUTE FUNCTION ecrm._masking_changed();
 CREATE TRIGGER customer_table_masking_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ecrm.customer_table
     FOR EACH STATEMENT EXECUTE FUNCTION ecrm._masking_changed();
+
+-- Policies and view rules of dropped tables, views and columns go with them, so that a
+-- stale row can never apply to a later object that happens to get the same OID.
+-- SECURITY DEFINER: whoever drops a view of theirs cleans up rows only ecrm_admin may write.
+CREATE FUNCTION ecrm._masking_sql_drop() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    IF to_regclass('ecrm.mask_policy') IS NULL OR to_regclass('ecrm.masked_view_rule') IS NULL THEN
+        RETURN;     -- the extension itself is being dropped
+    END IF;
+    IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d
+                WHERE d.classid = 'pg_class'::regclass
+                  AND (d.objid IN (SELECT p.relid FROM ecrm.mask_policy p) OR d.objid IN (SELECT r.view_name FROM ecrm.masked_view_rule r))) THEN
+        DELETE FROM ecrm.mask_policy p USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objid = p.relid
+           AND (d.objsubid = 0 OR d.address_names[3] = p.column_name);
+        DELETE FROM ecrm.masked_view_rule r USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objid = r.view_name AND d.objsubid = 0;
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER ecrm_masking_sql_drop ON sql_drop EXECUTE FUNCTION ecrm._masking_sql_drop();
 
 -- Check a policy's target and raw roles, and that its strategy applies to the column.
 CREATE FUNCTION ecrm._check_mask_policy(rel regclass, col name, strategy text, options jsonb, raw_roles name[]) RETURNS void
@@ -1269,7 +1313,7 @@ BEGIN
     END IF;
     INSERT INTO ecrm.mask_policy AS p (relid, column_name, strategy, options, raw_roles, note)
     VALUES (rel, add_mask_policy.column_name, strategy, coalesce(options, '{}'), coalesce(raw_roles, '{}'), note)
-    ON CONFLICT (relid, column_name) DO UPDATE
+    ON CONFLICT ON CONSTRAINT mask_policy_pkey DO UPDATE
        SET strategy = EXCLUDED.strategy, options = EXCLUDED.options, raw_roles = EXCLUDED.raw_roles,
            note = EXCLUDED.note, builtin = false;
 END
@@ -1354,7 +1398,7 @@ BEGIN
     INSERT INTO ecrm.masked_view_rule AS r (view_name, twin, customer_column, consent_purpose, consent_action, consent_when)
     VALUES (view, coalesce(twin, true), coalesce(customer_column, 'customer_id'),
             CASE WHEN consent_action <> 'none' THEN consent_purpose END, consent_action, consent_when)
-    ON CONFLICT (view_name) DO UPDATE
+    ON CONFLICT ON CONSTRAINT masked_view_rule_pkey DO UPDATE
        SET twin = EXCLUDED.twin, customer_column = EXCLUDED.customer_column, consent_purpose = EXCLUDED.consent_purpose,
            consent_action = EXCLUDED.consent_action, consent_when = EXCLUDED.consent_when, builtin = false;
 END
@@ -1856,6 +1900,22 @@ COMMENT ON FUNCTION ecrm.create_masked_copy(name, boolean, boolean) IS
 ------------------------------------------------------------------------------
 -- PII discovery over any table
 ------------------------------------------------------------------------------
+-- Whether a date written as text (ISO or day first) could be a living adult's date of birth.
+CREATE FUNCTION ecrm._birth_date_like(v text) RETURNS boolean
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    d date;
+BEGIN
+    d := CASE WHEN v ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN v::date
+              WHEN v ~ '^[0-9]{2}/[0-9]{2}/[0-9]{4}$' THEN to_date(v, 'DD/MM/YYYY')
+              WHEN v ~ '^[0-9]{2}\.[0-9]{2}\.[0-9]{4}$' THEN to_date(v, 'DD.MM.YYYY') END;
+    RETURN d BETWEEN (now() - interval '110 years')::date AND (now() - interval '14 years')::date;
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+    RETURN false;
+END
+$$;
+
 CREATE FUNCTION ecrm.discover_pii(rel regclass, sample_size integer DEFAULT 10000, min_share double precision DEFAULT 0.5)
     RETURNS TABLE (column_name name, data_type text, kind text, sampled bigint, matched bigint, share numeric,
                    name_hint boolean, suggested_strategy text, suggested_options jsonb, suggestion text)
@@ -1894,9 +1954,7 @@ BEGIN
               FROM sample s CROSS JOIN LATERAL jsonb_each_text(s.row) e WHERE e.value IS NOT NULL),
         typed AS (
             SELECT c.key, c.v,
-                   CASE WHEN c.k = 'date' AND c.v ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
-                             AND c.v::date BETWEEN (now() - interval '110 years')::date AND (now() - interval '14 years')::date
-                        THEN 'date_of_birth'
+                   CASE WHEN c.k = 'date' THEN CASE WHEN ecrm._birth_date_like(c.v) THEN 'date_of_birth' END
                         WHEN c.k IS NULL AND length(c.v) > 30 AND cardinality(ecrm.pii_find(c.v)) > 0 THEN 'free_text'
                         ELSE c.k END AS k
               FROM cells c),
