@@ -314,8 +314,11 @@ COMMENT ON FUNCTION ecrm.mask_national_id(text, text) IS
 ------------------------------------------------------------------------------
 -- Consent in force per live customer and purpose.  The latest record of each
 -- profile wins; across the profiles merged into a customer the least
--- permissive answer wins (one refusal is a refusal).  Kept up to date by
--- triggers, so has_consent() and the masked views read one index entry.
+-- permissive answer wins (one refusal is a refusal), until the customer
+-- answers again after the merge (recorded after the merged profile's last
+-- change, its merge): a person who refused under an old address can consent
+-- again.  Kept up to date by triggers, so has_consent() and the masked views
+-- read one index entry.
 ------------------------------------------------------------------------------
 CREATE TABLE ecrm.consent_state (
     customer_id bigint NOT NULL REFERENCES ecrm.customer_profile (customer_id),
@@ -327,7 +330,7 @@ CREATE TABLE ecrm.consent_state (
 );
 CREATE INDEX consent_state_refused_idx ON ecrm.consent_state (purpose, customer_id) WHERE NOT granted;
 COMMENT ON TABLE ecrm.consent_state IS
-    'Consent in force per live customer and purpose: the latest record of each of its profiles (itself and those merged into it), least permissive across them; maintained by triggers on ecrm.consent_event and ecrm.customer_profile';
+    'Consent in force per live customer and purpose: the latest record of each of its profiles (itself and those merged into it), least permissive across them until the customer answers again after a merge; maintained by triggers on ecrm.consent_event and ecrm.customer_profile';
 COMMENT ON COLUMN ecrm.consent_state.granted IS 'true: every profile that answered consents; false: at least one refused or withdrew';
 COMMENT ON COLUMN ecrm.consent_state.recorded_at IS 'Latest answer among the profiles';
 COMMENT ON COLUMN ecrm.consent_state.profiles IS 'How many of the customer''s profiles have answered for this purpose';
@@ -350,17 +353,23 @@ BEGIN
       ORDER BY p.customer_id FOR NO KEY UPDATE;
     DELETE FROM ecrm.consent_state s WHERE s.customer_id = ANY (ids) OR s.customer_id = ANY (roots);
     INSERT INTO ecrm.consent_state (customer_id, purpose, granted, recorded_at, profiles)
-    WITH RECURSIVE fam (root, pid) AS (
-        SELECT p.customer_id, p.customer_id FROM ecrm.customer_profile p
+    WITH RECURSIVE fam (root, pid, merged_at) AS (
+        SELECT p.customer_id, p.customer_id, NULL::timestamptz FROM ecrm.customer_profile p
          WHERE p.customer_id = ANY (roots) AND p.status = 'active'
         UNION ALL
-        SELECT f.root, p.customer_id FROM fam f JOIN ecrm.customer_profile p ON p.merged_into = f.pid AND p.status = 'merged'
-    ) CYCLE pid SET is_cycle USING path
+        SELECT f.root, p.customer_id, p.updated_at
+          FROM fam f JOIN ecrm.customer_profile p ON p.merged_into = f.pid AND p.status = 'merged'
+    ) CYCLE pid SET is_cycle USING path,
+    latest AS (
+        SELECT DISTINCT ON (f.root, e.customer_id, e.purpose) f.root, f.pid, f.merged_at, e.purpose, e.granted, e.recorded_at
+          FROM fam f JOIN ecrm.consent_event e ON e.customer_id = f.pid
+         WHERE NOT f.is_cycle
+         ORDER BY f.root, e.customer_id, e.purpose, e.recorded_at DESC, e.consent_event_id DESC)
     SELECT l.root, l.purpose, bool_and(l.granted), max(l.recorded_at), count(*)
-      FROM (SELECT DISTINCT ON (f.root, e.customer_id, e.purpose) f.root, e.purpose, e.granted, e.recorded_at
-              FROM fam f JOIN ecrm.consent_event e ON e.customer_id = f.pid
-             WHERE NOT f.is_cycle
-             ORDER BY f.root, e.customer_id, e.purpose, e.recorded_at DESC, e.consent_event_id DESC) l
+      FROM latest l
+      LEFT JOIN latest s ON s.root = l.root AND s.pid = l.root AND s.purpose = l.purpose
+     -- a merged profile's answer counts until the customer answers again after the merge
+     WHERE l.pid = l.root OR s.recorded_at IS NULL OR s.recorded_at <= l.merged_at
      GROUP BY l.root, l.purpose;
 END
 $$;
@@ -458,7 +467,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ecrm.has_consent(bigint, text) IS
-    'Whether a customer''s consent for a purpose is in force: the latest answer of each of its profiles (itself and those merged into it), and a refusal by any of them wins; no answer means no consent; an unknown purpose is an error. Call it before contacting someone';
+    'Whether a customer''s consent for a purpose is in force: the latest answer of each of its profiles (itself and those merged into it), a refusal by any of them winning until the customer answers again after the merge; no answer means no consent; an unknown purpose is an error. Call it before contacting someone';
 
 CREATE FUNCTION ecrm.has_consent(customer_id bigint, purpose text, at timestamptz) RETURNS boolean
     LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
@@ -468,15 +477,19 @@ BEGIN
         RETURN false;
     END IF;
     RETURN coalesce((
-        WITH RECURSIVE fam (pid) AS (
-            SELECT ecrm.resolve_customer(has_consent.customer_id)
+        WITH RECURSIVE fam (pid, merged_at) AS (
+            SELECT ecrm.resolve_customer(has_consent.customer_id), NULL::timestamptz
             UNION
-            SELECT p.customer_id FROM fam f JOIN ecrm.customer_profile p ON p.merged_into = f.pid AND p.status = 'merged')
-        SELECT bool_and(l.granted)
-          FROM fam f CROSS JOIN LATERAL (
-                SELECT e.granted FROM ecrm.consent_event e
-                 WHERE e.customer_id = f.pid AND e.purpose = has_consent.purpose AND e.recorded_at <= has_consent.at
-                 ORDER BY e.recorded_at DESC, e.consent_event_id DESC LIMIT 1) l), false);
+            SELECT p.customer_id, p.updated_at FROM fam f JOIN ecrm.customer_profile p ON p.merged_into = f.pid AND p.status = 'merged'),
+        latest AS (
+            SELECT f.pid, f.merged_at, l.granted, l.recorded_at
+              FROM fam f CROSS JOIN LATERAL (
+                    SELECT e.granted, e.recorded_at FROM ecrm.consent_event e
+                     WHERE e.customer_id = f.pid AND e.purpose = has_consent.purpose AND e.recorded_at <= has_consent.at
+                     ORDER BY e.recorded_at DESC, e.consent_event_id DESC LIMIT 1) l)
+        SELECT bool_and(l.granted) FROM latest l
+         WHERE l.merged_at IS NULL
+            OR NOT EXISTS (SELECT FROM latest s WHERE s.merged_at IS NULL AND s.recorded_at > l.merged_at)), false);
 END
 $$;
 COMMENT ON FUNCTION ecrm.has_consent(bigint, text, timestamptz) IS
