@@ -1688,6 +1688,7 @@ DECLARE
     id      bigint;
     ids     bigint[];
     idents  text[];
+    names   text[];
     t       record;
     sets    text;
     n       bigint;
@@ -1718,6 +1719,11 @@ BEGIN
                         UNION ALL
                         SELECT unnest(ARRAY[i.value, i.raw_value]) FROM ecrm.identity i WHERE i.customer_id = ANY (ids)) x(v)
                      WHERE length(v) >= 5);
+    -- names too, but only to find statistics to refresh (never to delete rows by)
+    names := ARRAY(SELECT DISTINCT lower(v) FROM ecrm.customer_profile p
+                    CROSS JOIN LATERAL unnest(ARRAY[p.first_name, p.last_name,
+                                                    nullif(concat_ws(' ', p.first_name, p.last_name), '')]) v
+                    WHERE p.customer_id = ANY (ids) AND length(v) >= 3);
 
     FOR t IN SELECT * FROM ecrm._erasure_order() LOOP
         CONTINUE WHEN t.relid = 'ecrm.customer_profile'::regclass;     -- last, below
@@ -1764,11 +1770,18 @@ BEGIN
     -- tables whose statistics hold one of the person's identifiers.
     FOR rel IN SELECT DISTINCT format('%I.%I', s.schemaname, s.tablename) AS r FROM pg_stats s
                 WHERE s.schemaname IN ('ecrm', 'ecrm_masked')
-                  AND EXISTS (SELECT FROM unnest(idents) v
+                  AND EXISTS (SELECT FROM unnest(idents || names) v
                                WHERE strpos(lower(s.most_common_vals::text), v) > 0
                                   OR strpos(lower(s.histogram_bounds::text), v) > 0) LOOP
         EXECUTE format('ANALYZE %s', rel.r);
     END LOOP;
+    -- ANALYZE keeps the old statistics of a table it finds empty: drop what still names them
+    -- (the next ANALYZE rebuilds them).
+    DELETE FROM pg_statistic s USING pg_class c
+     WHERE c.oid = s.starelid AND c.relnamespace IN ('ecrm'::regnamespace, 'ecrm_masked'::regnamespace)
+       AND EXISTS (SELECT FROM unnest(idents || names) v
+                    WHERE strpos(lower(concat_ws(' ', s.stavalues1::text, s.stavalues2::text, s.stavalues3::text,
+                                                 s.stavalues4::text, s.stavalues5::text)), v) > 0);
 
     INSERT INTO ecrm.erasure_log (customer_id, profile_ids, request_ref, summary)
     VALUES (id, ids, request_ref, summary);
