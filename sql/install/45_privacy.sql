@@ -1791,6 +1791,40 @@ $$;
 COMMENT ON FUNCTION ecrm.erase_customer(bigint, text) IS
     'GDPR erasure: erase a customer and every profile merged into it from every table registered in ecrm.customer_table (rows deleted, or kept with their PII columns anonymized, as registered: order totals stay for accounting), plus staged imports and planner statistics that name them; logged without personal data in ecrm.erasure_log. One transaction; a second call is a no-op (status already_erased)';
 
+/*
+ * No new data for an erased customer.  The API checks it up front, but a write that started
+ * before an erasure committed waits on the profile row the erasure locked and would then land
+ * after it; this statement-level check runs after the foreign-key checks, with a fresh
+ * snapshot, so it sees the erasure and refuses.
+ */
+CREATE FUNCTION ecrm._refuse_erased() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    bad bigint;
+BEGIN
+    SELECT n.customer_id INTO bad FROM new_rows n
+      JOIN ecrm.customer_profile p ON p.customer_id = n.customer_id
+     WHERE p.status = 'erased' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'customer % has been erased', bad
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Erased customers cannot receive new data.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+DO $refuse$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['identity', 'interaction', 'orders', 'campaign_event', 'ticket', 'ticket_event',
+                             'consent_event', 'lifecycle_change'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON ecrm.%I REFERENCING NEW TABLE AS new_rows
+                        FOR EACH STATEMENT EXECUTE FUNCTION ecrm._refuse_erased()', t || '_refuse_erased', t);
+    END LOOP;
+END
+$refuse$;
+
 ------------------------------------------------------------------------------
 -- Static masking: a masked copy for development and testing
 ------------------------------------------------------------------------------
@@ -2096,5 +2130,5 @@ GRANT EXECUTE ON FUNCTION
     ecrm.has_consent(bigint, text, timestamptz), ecrm.effective_consents(bigint),
     ecrm.campaign_audience(bigint, bigint[]), ecrm.export_customer(bigint),
     ecrm._check_purpose(text), ecrm._refresh_consent_state(bigint[]), ecrm._consent_event_changed(),
-    ecrm._profile_identity_changed(), ecrm._upsert_consent_state()
+    ecrm._profile_identity_changed(), ecrm._upsert_consent_state(), ecrm._refuse_erased()
    TO ecrm_agent;
