@@ -1,7 +1,8 @@
 /*
  * mask.c — partial masking of identifiers: free-form partial masks, email
  * addresses, phone numbers, person names, street addresses, postal codes,
- * payment cards, IBANs and identifiers such as national ids.
+ * payment cards, IBANs and identifiers such as national ids; and of JSON
+ * documents (an allow-list of keys, the identities of customer_360).
  *
  * Every function here is a pure function of its arguments (IMMUTABLE) and
  * follows two rules: a value that cannot be parsed is never echoed back (it
@@ -10,10 +11,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "ecrm.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "pii.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
 
 static inline text *
 MaskInvalid(void)
@@ -219,41 +224,28 @@ static const char *const email_keep_options[] = {"provider", "domain", "tld", "n
 
 /*
  * Mask an email address: the first character of the local part, "***", and
- * the domain as the keep option says: provider (default) keeps the domain of
- * a public mail provider and only the public suffix of any other, domain
- * keeps the domain, tld the public suffix, none nothing.  All lower case.
- * The result is written straight into one allocation: this runs over whole
- * tables in masked views.
+ * the domain as keep says: provider (default) keeps the domain of a public
+ * mail provider and only the public suffix of any other, domain keeps the
+ * domain, tld the public suffix, none nothing.  All lower case.  The result
+ * is written straight into one allocation: this runs over whole tables in
+ * masked views.
  */
-PG_FUNCTION_INFO_V1(ecrm_mask_email);
-Datum
-ecrm_mask_email(PG_FUNCTION_ARGS)
+static text *
+MaskEmailText(const char *s, int len, EmailKeep keep)
 {
-	text	   *t;
 	text	   *result;
-	const char *s;
-	int			len;
 	int			local_len,
 				domain_start,
 				dlen,
 				first;
-	EmailKeep	keep = EMAIL_KEEP_PROVIDER;
 	char	   *p,
 			   *domain;
 
-	if (PG_NARGS() > 1)
-		keep = (EmailKeep) EcrmOptionIndex(fcinfo, 1, "mask_email", "keep option", email_keep_options,
-										   "provider, domain, tld, none");
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
 	EcrmTrim(&s, &len);
 	if (len == 0)
-		PG_RETURN_TEXT_P(cstring_to_text(""));
+		return cstring_to_text("");
 	if (!EcrmEmailParts(s, len, &local_len, &domain_start))
-		PG_RETURN_TEXT_P(MaskInvalid());
+		return MaskInvalid();
 
 	dlen = len - domain_start;
 	if (s[len - 1] == '.')
@@ -299,7 +291,24 @@ ecrm_mask_email(PG_FUNCTION_ARGS)
 			break;
 	}
 	SET_VARSIZE(result, p - (char *) result);
-	PG_RETURN_TEXT_P(result);
+	return result;
+}
+
+/* Masked email address (see MaskEmailText); *** when it is not one. */
+PG_FUNCTION_INFO_V1(ecrm_mask_email);
+Datum
+ecrm_mask_email(PG_FUNCTION_ARGS)
+{
+	EmailKeep	keep = EMAIL_KEEP_PROVIDER;
+	text	   *t;
+
+	if (PG_NARGS() > 1)
+		keep = (EmailKeep) EcrmOptionIndex(fcinfo, 1, "mask_email", "keep option", email_keep_options,
+										   "provider, domain, tld, none");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	PG_RETURN_TEXT_P(MaskEmailText(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), keep));
 }
 
 static inline bool
@@ -313,36 +322,20 @@ IsPhoneChar(char c)
  * "+" and its calling code, any other only its digits; then all digits but
  * the last keep_last (at most half of the national number) become "*".
  */
-PG_FUNCTION_INFO_V1(ecrm_mask_phone);
-Datum
-ecrm_mask_phone(PG_FUNCTION_ARGS)
+static text *
+MaskPhoneText(const char *s, int len, int keep_last)
 {
-	text	   *t;
-	int32		keep_last;
-	const char *s;
-	int			len;
 	const char *national;
 	int			nlen;
 	int			shown;
 	char		digits[32];
 	StringInfoData out;
 
-	ECRM_ARG_NOT_NULL(1, "mask_phone", "keep_last");
-	keep_last = PG_GETARG_INT32(1);
-	if (keep_last < 0 || keep_last > 4)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("keep_last of mask_phone must be between 0 and 4, not %d", keep_last)));
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
 	if (len > ECRM_MASK_MAX_BYTES)
-		PG_RETURN_TEXT_P(MaskInvalid());
+		return MaskInvalid();
 	EcrmTrim(&s, &len);
 	if (len == 0)
-		PG_RETURN_TEXT_P(cstring_to_text(""));
+		return cstring_to_text("");
 	initStringInfo(&out);
 	if (s[0] == '+' || (len > 2 && s[0] == '0' && s[1] == '0'))
 	{
@@ -350,7 +343,7 @@ ecrm_mask_phone(PG_FUNCTION_ARGS)
 		int			cclen;
 
 		if (e164 == NULL)
-			PG_RETURN_TEXT_P(MaskInvalid());
+			return MaskInvalid();
 		cclen = EcrmPhoneCountryCodeLength(e164 + 1);
 		appendBinaryStringInfo(&out, e164, 1 + cclen);
 		national = e164 + 1 + cclen;
@@ -364,20 +357,39 @@ ecrm_mask_phone(PG_FUNCTION_ARGS)
 			if (s[i] >= '0' && s[i] <= '9')
 			{
 				if (nlen == 15)
-					PG_RETURN_TEXT_P(MaskInvalid());
+					return MaskInvalid();
 				digits[nlen++] = s[i];
 			}
 			else if (!IsPhoneChar(s[i]))
-				PG_RETURN_TEXT_P(MaskInvalid());
+				return MaskInvalid();
 		}
 		if (nlen < 5)
-			PG_RETURN_TEXT_P(MaskInvalid());
+			return MaskInvalid();
 		national = digits;
 	}
 	shown = Min(keep_last, nlen / 2);
 	AppendRepeat(&out, '*', nlen - shown);
 	appendBinaryStringInfo(&out, national + nlen - shown, shown);
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+	return cstring_to_text_with_len(out.data, out.len);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_mask_phone);
+Datum
+ecrm_mask_phone(PG_FUNCTION_ARGS)
+{
+	int32		keep_last;
+	text	   *t;
+
+	ECRM_ARG_NOT_NULL(1, "mask_phone", "keep_last");
+	keep_last = PG_GETARG_INT32(1);
+	if (keep_last < 0 || keep_last > 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("keep_last of mask_phone must be between 0 and 4, not %d", keep_last)));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = PG_GETARG_TEXT_PP(0);
+	PG_RETURN_TEXT_P(MaskPhoneText(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), keep_last));
 }
 
 /* Whether the character at s starts a word of a name: a letter (ASCII or multibyte). */
@@ -761,4 +773,149 @@ ecrm_mask_keep(PG_FUNCTION_ARGS)
 		i += l;
 	}
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+}
+
+/* Whether key[0..len) is one of the n non-NULL texts in keys. */
+static bool
+KeyListed(const char *key, int len, Datum *keys, bool *nulls, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!nulls[i] && (int) VARSIZE_ANY_EXHDR(DatumGetPointer(keys[i])) == len &&
+			memcmp(VARDATA_ANY(DatumGetPointer(keys[i])), key, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A JSON object with only the listed top-level keys (an allow-list, so keys
+ * added later stay hidden); NULL for anything but an object.
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_jsonb);
+Datum
+ecrm_mask_jsonb(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *doc;
+	Datum	   *keys = NULL;
+	bool	   *nulls = NULL;
+	int			nkeys = 0;
+	JsonbIterator *it;
+	JsonbValue	v,
+				key;
+	JsonbIteratorToken r;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	doc = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
+		PG_RETURN_NULL();
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+
+		if (ARR_NDIM(a) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("keys of mask_jsonb must be a one-dimensional array")));
+		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &keys, &nulls, &nkeys);
+	}
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(&doc->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (r != WJB_KEY)
+			continue;
+		key = v;
+		r = JsonbIteratorNext(&it, &v, true);
+		if (KeyListed(key.val.string.val, key.val.string.len, keys, nulls, nkeys))
+		{
+			pushJsonbValue(&state, WJB_KEY, &key);
+			pushJsonbValue(&state, WJB_VALUE, &v);
+		}
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}
+
+/* The string value of key in a JSON object, or NULL when it is absent or not a string. */
+static JsonbValue *
+StringField(JsonbContainer *obj, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(obj, key, strlen(key), NULL);
+
+	return (v != NULL && v->type == jbvString) ? v : NULL;
+}
+
+static void
+PushStringPair(JsonbParseState **state, const char *key, const char *val, int len)
+{
+	JsonbValue	k,
+				v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+	if (val == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) val;
+		v.val.string.len = len;
+	}
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/*
+ * A JSON array of identities ({kind, namespace, value}, as in the view
+ * customer_360) with emails and phones masked and every other identifier
+ * replaced by "***"; elements that are not objects are left out.  NULL for
+ * anything but an array.
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_identities);
+Datum
+ecrm_mask_identities(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	if (!JB_ROOT_IS_ARRAY(doc) || JB_ROOT_IS_SCALAR(doc))
+		PG_RETURN_NULL();
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+	it = JsonbIteratorInit(&doc->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbContainer *obj;
+		JsonbValue *kind,
+				   *ns,
+				   *val;
+		text	   *masked = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (r != WJB_ELEM || v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			continue;
+		obj = v.val.binary.data;
+		kind = StringField(obj, "kind");
+		ns = StringField(obj, "namespace");
+		val = StringField(obj, "value");
+		if (val != NULL && kind != NULL && kind->val.string.len == 5 && memcmp(kind->val.string.val, "email", 5) == 0)
+			masked = MaskEmailText(val->val.string.val, val->val.string.len, EMAIL_KEEP_PROVIDER);
+		else if (val != NULL && kind != NULL && kind->val.string.len == 5 && memcmp(kind->val.string.val, "phone", 5) == 0)
+			masked = MaskPhoneText(val->val.string.val, val->val.string.len, 2);
+		else if (val != NULL)
+			masked = MaskInvalid();
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		PushStringPair(&state, "kind", kind ? kind->val.string.val : NULL, kind ? kind->val.string.len : 0);
+		PushStringPair(&state, "namespace", ns ? ns->val.string.val : NULL, ns ? ns->val.string.len : 0);
+		PushStringPair(&state, "value", masked ? VARDATA_ANY(masked) : NULL, masked ? VARSIZE_ANY_EXHDR(masked) : 0);
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	}
+	res = pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }

@@ -566,25 +566,14 @@ COMMENT ON COLUMN ecrm.consent_violations.sent_at IS 'When it was sent';
 -- Masking of structured values (SQL: they compose the kernel)
 ------------------------------------------------------------------------------
 CREATE FUNCTION ecrm.mask_jsonb(doc jsonb, keep_keys text[]) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN doc IS NULL THEN NULL
-                WHEN jsonb_typeof(doc) <> 'object' THEN NULL
-                ELSE coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(doc) e
-                                WHERE e.key = ANY (coalesce(keep_keys, '{}'))), '{}'::jsonb) END;
+    AS 'MODULE_PATHNAME', 'ecrm_mask_jsonb'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ecrm.mask_jsonb(jsonb, text[]) IS
     'A JSON object with only the listed top-level keys (an allow-list: keys added later stay hidden); NULL for anything but an object';
 
 CREATE FUNCTION ecrm.mask_identities(identities jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN CASE WHEN identities IS NULL THEN NULL
-                WHEN jsonb_typeof(identities) <> 'array' THEN NULL
-                ELSE coalesce((SELECT jsonb_agg(jsonb_build_object(
-                                   'kind', e.v ->> 'kind', 'namespace', e.v ->> 'namespace',
-                                   'value', CASE e.v ->> 'kind' WHEN 'email' THEN ecrm.mask_email(e.v ->> 'value')
-                                                               WHEN 'phone' THEN ecrm.mask_phone(e.v ->> 'value')
-                                                               ELSE '***' END) ORDER BY e.n)
-                                 FROM jsonb_array_elements(identities) WITH ORDINALITY e(v, n)
-                                WHERE jsonb_typeof(e.v) = 'object'), '[]'::jsonb) END;
+    AS 'MODULE_PATHNAME', 'ecrm_mask_identities'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION ecrm.mask_identities(jsonb) IS
     'A JSON array of identities ({kind, namespace, value}, as in ecrm.customer_360) with emails and phones masked and every other identifier replaced by ***';
 
