@@ -385,7 +385,6 @@ PG_FUNCTION_INFO_V1(ecrm_mask_ip_text);
 Datum
 ecrm_mask_ip_text(PG_FUNCTION_ARGS)
 {
-	text	   *t;
 	int32		v4,
 				v6;
 	unsigned char addr[16];
@@ -395,12 +394,8 @@ ecrm_mask_ip_text(PG_FUNCTION_ARGS)
 	int			len;
 
 	PrefixArgs(fcinfo, &v4, &v6);
-	if (PG_ARGISNULL(0))
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
 		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
-	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
 	if (!EcrmParseIp(s, len, &family, addr))

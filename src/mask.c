@@ -409,7 +409,6 @@ PG_FUNCTION_INFO_V1(ecrm_mask_name);
 Datum
 ecrm_mask_name(PG_FUNCTION_ARGS)
 {
-	text	   *t;
 	const char *s;
 	int			len;
 	int			mode = 0;		/* 0 initials, 1 first, 2 none */
@@ -421,12 +420,8 @@ ecrm_mask_name(PG_FUNCTION_ARGS)
 
 	if (PG_NARGS() > 1)
 		mode = EcrmOptionIndex(fcinfo, 1, "mask_name", "keep option", options, "initials, first, none");
-	if (PG_ARGISNULL(0))
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
 		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
-	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
 	if (mode == 2 || len > ECRM_MASK_MAX_BYTES)
@@ -507,20 +502,20 @@ PG_FUNCTION_INFO_V1(ecrm_mask_address);
 Datum
 ecrm_mask_address(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *s;
+	int			len;
 	int			seg_start = -1,
 				seg_end = -1;
 	int			pos = 0;
 	int			kept = 0;
 	StringInfoData out;
 
-	if (len > ECRM_MASK_MAX_BYTES)
-		PG_RETURN_TEXT_P(MaskInvalid());
-	EcrmTrim(&s, &len);
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
+		PG_RETURN_NULL();
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	while (pos <= len)
 	{
 		const char *comma = memchr(s + pos, ',', len - pos);
@@ -591,20 +586,20 @@ PG_FUNCTION_INFO_V1(ecrm_mask_postal_code);
 Datum
 ecrm_mask_postal_code(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *s;
+	int			len;
 	int			sep = -1;
 	int			ndigits = 0,
 				nalnum = 0;
 	int			keep;
 	StringInfoData out;
 
-	if (len > ECRM_MASK_MAX_BYTES)
-		PG_RETURN_TEXT_P(MaskInvalid());
-	EcrmTrim(&s, &len);
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
+		PG_RETURN_NULL();
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	if (len > 12)
 		PG_RETURN_TEXT_P(MaskInvalid());
 	for (int i = 0; i < len; i++)
@@ -660,18 +655,18 @@ PG_FUNCTION_INFO_V1(ecrm_mask_card);
 Datum
 ecrm_mask_card(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *s;
+	int			len;
 	char		digits[ECRM_CARD_MAX_DIGITS + 1];
 	int			n;
 	StringInfoData out;
 
-	if (len > ECRM_MASK_MAX_BYTES)
-		PG_RETURN_TEXT_P(MaskInvalid());
-	EcrmTrim(&s, &len);
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
+		PG_RETURN_NULL();
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	n = EcrmCardDigits(s, len, digits);
 	if (n < ECRM_CARD_MIN_DIGITS || !EcrmLuhnValid(digits, n))
 		PG_RETURN_TEXT_P(MaskInvalid());
@@ -689,18 +684,18 @@ PG_FUNCTION_INFO_V1(ecrm_mask_iban);
 Datum
 ecrm_mask_iban(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	const char *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
+	const char *s;
+	int			len;
 	char		iban[ECRM_IBAN_MAX + 1];
 	int			n;
 	StringInfoData out;
 
-	if (len > ECRM_MASK_MAX_BYTES)
-		PG_RETURN_TEXT_P(MaskInvalid());
-	EcrmTrim(&s, &len);
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
+		PG_RETURN_NULL();
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
+	if (len > ECRM_MASK_MAX_BYTES)
+		PG_RETURN_TEXT_P(MaskInvalid());
 	n = EcrmIbanCompact(s, len, iban);
 	if (n <= 0 || !EcrmIbanValid(iban, n))
 		PG_RETURN_TEXT_P(MaskInvalid());

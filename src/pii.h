@@ -76,6 +76,24 @@ EcrmTrim(const char **s, int *len)
 					 errmsg("%s of %s must not be null", (arg), (fn)))); \
 	} while (0)
 
+/*
+ * The text value argument argno of a masking function, trimmed, into *s and
+ * *len; false when it is NULL (the function then returns NULL).
+ */
+static inline bool
+EcrmValueArg(FunctionCallInfo fcinfo, int argno, const char **s, int *len)
+{
+	text	   *t;
+
+	if (PG_ARGISNULL(argno))
+		return false;
+	t = PG_GETARG_TEXT_PP(argno);
+	*s = VARDATA_ANY(t);
+	*len = VARSIZE_ANY_EXHDR(t);
+	EcrmTrim(s, len);
+	return true;
+}
+
 /* A text for an error message: at most 40 bytes, cut at a character boundary. */
 static inline char *
 EcrmClip(const char *s, int len)

@@ -188,7 +188,6 @@ Datum
 ecrm_pseudonym_email(PG_FUNCTION_ARGS)
 {
 	static const char *const domains[] = {"example.com", "example.net", "example.org"};
-	text	   *t;
 	const char *s;
 	const char *ctx;
 	int			ctxlen;
@@ -199,12 +198,8 @@ ecrm_pseudonym_email(PG_FUNCTION_ARGS)
 
 	EcrmCheckPseudonymKey();
 	ContextArg(fcinfo, 1, &ctx, &ctxlen);
-	if (PG_ARGISNULL(0))
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
 		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
-	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
 	norm = len <= 320 ? EcrmNormalizeEmail(s, len) : NULL;
@@ -236,7 +231,6 @@ PG_FUNCTION_INFO_V1(ecrm_pseudonym_phone);
 Datum
 ecrm_pseudonym_phone(PG_FUNCTION_ARGS)
 {
-	text	   *t;
 	const char *s;
 	const char *ctx;
 	int			ctxlen;
@@ -251,12 +245,8 @@ ecrm_pseudonym_phone(PG_FUNCTION_ARGS)
 
 	EcrmCheckPseudonymKey();
 	ContextArg(fcinfo, 1, &ctx, &ctxlen);
-	if (PG_ARGISNULL(0))
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
 		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
-	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
 	if (len > 100)
@@ -308,7 +298,6 @@ ecrm_pseudonym_name(PG_FUNCTION_ARGS)
 {
 	static const char *const name_parts[] = {"full", "first", "last", NULL};
 	int			part;			/* 0 full, 1 first, 2 last */
-	text	   *t;
 	const char *s;
 	const char *ctx;
 	int			ctxlen;
@@ -320,12 +309,8 @@ ecrm_pseudonym_name(PG_FUNCTION_ARGS)
 	part = EcrmOptionIndex(fcinfo, 1, "pseudonym_name", "part", name_parts, "full, first, last");
 	EcrmCheckPseudonymKey();
 	ContextArg(fcinfo, 2, &ctx, &ctxlen);
-	if (PG_ARGISNULL(0))
+	if (!EcrmValueArg(fcinfo, 0, &s, &len))
 		PG_RETURN_NULL();
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
-	EcrmTrim(&s, &len);
 	if (len == 0)
 		PG_RETURN_TEXT_P(cstring_to_text(""));
 	initStringInfo(&norm);
