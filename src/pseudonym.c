@@ -66,19 +66,26 @@ EcrmHmac(const char *domain, const char *context, int context_len,
 {
 	int			keylen;
 	const char *key = PseudonymKey(&keylen);
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-	static const uint8 zero = 0;
+	int			dlen = strlen(domain);
+	Size		total = add_size(add_size(dlen + 2, context_len), msg_len);
+	char		stackbuf[512];
+	char	   *buf = total <= sizeof(stackbuf) ? stackbuf : palloc(total);
+	pg_hmac_ctx *ctx;
 
+	/* one update: "domain \0 context \0 msg" */
+	memcpy(buf, domain, dlen);
+	buf[dlen] = '\0';
+	memcpy(buf + dlen + 1, context, context_len);
+	buf[dlen + 1 + context_len] = '\0';
+	memcpy(buf + dlen + 2 + context_len, msg, msg_len);
+
+	ctx = pg_hmac_create(PG_SHA256);
 	if (ctx == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
 	if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) domain, strlen(domain)) < 0 ||
-		pg_hmac_update(ctx, &zero, 1) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) context, context_len) < 0 ||
-		pg_hmac_update(ctx, &zero, 1) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) msg, msg_len) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) buf, total) < 0 ||
 		pg_hmac_final(ctx, out, ECRM_HMAC_LEN) < 0)
 	{
 		const char *err = pstrdup(pg_hmac_error(ctx));
@@ -87,6 +94,8 @@ EcrmHmac(const char *domain, const char *context, int context_len,
 		elog(ERROR, "could not compute HMAC-SHA256: %s", err);
 	}
 	pg_hmac_free(ctx);
+	if (buf != stackbuf)
+		pfree(buf);
 }
 
 /* The context argument (a namespace for pseudonyms); NULL means none. */
