@@ -1,7 +1,7 @@
 -- Effective consent per customer and purpose: the latest answer of each profile wins, and across
 -- the profiles merged into a customer the least permissive one; audiences and audits respect it.
 BEGIN;
-SELECT plan(33);
+SELECT plan(35);
 
 SELECT ecrm.upsert_customer('{"first_name": "Cleo", "email": "cleo@example.org", "phone": "+44 20 7946 1001"}') AS cleo \gset
 SELECT ecrm.upsert_customer('{"first_name": "Cleo", "email": "cleo.old@example.org"}') AS cleo_old \gset
@@ -38,6 +38,8 @@ SELECT results_eq(format('SELECT purpose, granted, profiles FROM ecrm.effective_
                   $$VALUES ('marketing_email', false, 2), ('profiling', NULL::boolean, 0), ('sms', true, 1), ('third_party_sharing', NULL, 0)$$,
                   'effective_consents lists every purpose, with how many profiles answered');
 SELECT is((SELECT count(*) FROM ecrm.consent_state WHERE customer_id = :cleo_old), 0::bigint, 'a merged profile has no state of its own');
+SELECT throws_ok('SELECT * FROM ecrm.effective_consents(NULL)', '22004', 'customer_id must not be null', 'effective_consents of NULL');
+SELECT throws_ok('SELECT * FROM ecrm.effective_consents(424242)', '23503', 'customer 424242 does not exist', 'effective_consents of an unknown customer');
 -- a chain: the oldest merged into the old one, which is merged into the survivor
 SELECT ecrm.record_consent(:cleo_oldest, 'sms', false, '2025-11-01') IS NOT NULL AS recorded;
 UPDATE ecrm.customer_profile SET status = 'merged', merged_into = :cleo_old WHERE customer_id = :cleo_oldest;

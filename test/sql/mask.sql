@@ -179,3 +179,20 @@ SELECT ecrm.redact_text(NULL), ecrm.pii_find(NULL);
 SELECT ecrm.redact_text(repeat('a', 1048577));
 SELECT ecrm.pii_find(repeat('b', 1048577));
 SELECT length(ecrm.redact_text(repeat('call +44 20 7946 0958 ', 40000)));
+
+-- JSON: an allow-list of keys, and the identities of customer_360
+SELECT ecrm.mask_jsonb('{"industry": "retail", "secret": "x", "plan": {"tier": 2}}', '{industry,plan,absent}'),
+       ecrm.mask_jsonb('{"a": 1}', '{}'), ecrm.mask_jsonb('{"a": 1}', NULL), ecrm.mask_jsonb('{"a": 1}', '{NULL,a}'),
+       ecrm.mask_jsonb('[1, 2]', '{a}'), ecrm.mask_jsonb('"scalar"', '{a}'), ecrm.mask_jsonb(NULL, '{a}'), ecrm.mask_jsonb('{}', '{a}');
+SELECT ecrm.mask_jsonb('{"a": 1}', '{{a},{b}}');
+SELECT ecrm.mask_identities('[{"kind": "email", "namespace": "", "value": "Ada@Example.com"},
+                               {"kind": "phone", "namespace": "", "value": "+44 20 7946 0001"},
+                               {"kind": "external", "namespace": "shop", "value": "CUST-1"},
+                               {"kind": "email", "value": "not an email"}, {"value": 5}, 7, "x", null]');
+SELECT ecrm.mask_identities('[]'), ecrm.mask_identities('{}'), ecrm.mask_identities('"x"'), ecrm.mask_identities(NULL);
+SET ecrm.pseudonym_key = 'regression-test-key-0001';
+SELECT ecrm.mask_identity('email', 'Ada@Example.com') = ecrm.pseudonym_email('ada@example.com') AS email,
+       ecrm.mask_identity('phone', '+44 20 7946 0001') = ecrm.pseudonym_phone('+442079460001') AS phone,
+       ecrm.mask_identity('cookie', 'abc') = ecrm.pseudonym('abc') AS other,
+       ecrm.mask_identity(NULL, 'abc') = ecrm.pseudonym('abc') AS no_kind, ecrm.mask_identity('email', NULL) AS null_value;
+RESET ecrm.pseudonym_key;

@@ -46,6 +46,22 @@ COPY (SELECT email FROM ecrm.customers) TO STDOUT;
 COPY ecrm_masked.customers TO STDOUT;
 COPY (SELECT customer_id, email, phone FROM ecrm_masked.customers WHERE customer_id IS NOT NULL ORDER BY 1) TO STDOUT WITH (FORMAT csv);
 RESET ROLE;
+-- a new secret context changes every pseudonym analysts see, and nothing else
+SELECT ecrm.alter_mask_policy('ecrm.customer_profile', 'phone', 'pseudonym_phone');
+SELECT phone AS before_rotation FROM ecrm_masked.customers WHERE customer_id = :ada \gset
+SELECT ecrm.rotate_mask_secret();
+SELECT phone <> :'before_rotation' AS pseudonym_changed, phone ~ '^\+44[0-9]{10}$' AS still_a_uk_number,
+       email AS email_unchanged FROM ecrm_masked.customers WHERE customer_id = :ada;
+SELECT ecrm.alter_mask_policy('ecrm.customer_profile', 'phone', 'phone', '{"keep_last": 2}');
+-- unmasking a role, and the mistakes
+SELECT role_name, reads_raw_tables, settings FROM ecrm.masked_roles ORDER BY 1;
+SELECT ecrm.unmask_role('regress_masked');
+SELECT role_name FROM ecrm.masked_roles ORDER BY 1;
+SELECT ecrm.unmask_role('regress_masked');
+SELECT ecrm.unmask_role(NULL);
+SELECT ecrm.mask_role('ecrm_agent');
+SELECT ecrm.mask_role(NULL);
+SELECT ecrm.mask_role('regress_masked');
 
 -- policies: add, change, drop, and every mistake
 SELECT ecrm.alter_mask_policy('ecrm.customer_profile', 'email', options => '{"keep": "domain"}');
