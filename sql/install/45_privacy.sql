@@ -344,8 +344,10 @@ $$
 DECLARE
     roots bigint[];
 BEGIN
+    -- (only merged profiles need resolving: bulk inserts bring many ids)
     SELECT array_agg(DISTINCT r.id ORDER BY r.id) INTO roots
-      FROM unnest(ids) u(pid) CROSS JOIN LATERAL (SELECT ecrm.resolve_customer(u.pid) AS id) r
+      FROM (SELECT CASE WHEN p.status = 'merged' THEN ecrm.resolve_customer(p.customer_id) ELSE p.customer_id END AS id
+              FROM ecrm.customer_profile p WHERE p.customer_id = ANY (ids)) r
      WHERE r.id IS NOT NULL;
     -- One writer per customer at a time, so that concurrent consents do not overwrite each
     -- other's state; NO KEY UPDATE does not block inserts that only reference the profile.
