@@ -148,6 +148,12 @@ SELECT ecrm.mask_noise(100.00, 0.1, 'order 1') = ecrm.mask_noise(100.00, 0.1, 'o
        ecrm.mask_noise('NaN'::numeric, 0.1, 'x');
 SELECT ecrm.mask_noise(100.0, 0.1, NULL);
 SELECT ecrm.mask_noise(100.0, 2, 'x');
+-- a pseudonym is HMAC-SHA256 of "token \0 context \0 value" under the key (checked with pgcrypto)
+CREATE EXTENSION pgcrypto SCHEMA public;
+SELECT ecrm.pseudonym('alice@example.org', 'crm')
+       = substr(encode(public.hmac('token'::bytea || '\x00'::bytea || 'crm'::bytea || '\x00'::bytea || 'alice@example.org'::bytea,
+                                   'regression-test-key-0001'::bytea, 'sha256'), 'hex'), 1, 16) AS is_hmac_sha256;
+DROP EXTENSION pgcrypto;
 -- a different key, different pseudonyms
 SET ecrm.pseudonym_key = 'regression-test-key-0002';
 SELECT ecrm.pseudonym('alice@example.org');
