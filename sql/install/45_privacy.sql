@@ -935,7 +935,7 @@ $$;
 -- Column names that announce personal data, whatever table they are in.
 CREATE FUNCTION ecrm._personal_name(attname name) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN attname::text ~* '(^|_)(e_?mail|phone|mobile|fax|(first|last|given|family|full|middle|maiden|sur|nick|user)_?name|surname|birth|dob|born|street|address|postal|postcode|zip|ip|ip_?addr|iban|bic|card|pan|cvv|ssn|nino|nin|passport|national_id|tax_id|vat_id|licen[cs]e|password|passwd|secret|geo|lat|lon|latitude|longitude)(_|$)';
+    RETURN attname::text ~* '(^|_)(e_?mail|phone|mobile|fax|(first|last|given|family|full|middle|maiden|sur|nick|user)_?name|surname|birth|dob|born|street|address|postal|postcode|zip|ip|ip_?addr|iban|bic|card|pan|cvv|ssn|soc_?sec|social_?security|sin|nino|nin|passport|national_id|tax_id|vat_id|licen[cs]e|password|passwd|secret|geo|lat|lon|latitude|longitude)(_|$)';
 
 /*
  * Whether a source column holds personal data: its policy says so (anything but raw), it is
@@ -1951,7 +1951,7 @@ COMMENT ON FUNCTION ecrm.create_masked_copy(name, boolean, boolean) IS
 ------------------------------------------------------------------------------
 -- PII discovery over any table
 ------------------------------------------------------------------------------
--- Whether a date written as text (ISO or day first) could be a living adult's date of birth.
+-- Whether a date written as text (ISO, day first, or YYYYMMDD) could be a living adult's date of birth.
 CREATE FUNCTION ecrm._birth_date_like(v text) RETURNS boolean
     LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
@@ -1960,7 +1960,8 @@ DECLARE
 BEGIN
     d := CASE WHEN v ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN v::date
               WHEN v ~ '^[0-9]{2}/[0-9]{2}/[0-9]{4}$' THEN to_date(v, 'DD/MM/YYYY')
-              WHEN v ~ '^[0-9]{2}\.[0-9]{2}\.[0-9]{4}$' THEN to_date(v, 'DD.MM.YYYY') END;
+              WHEN v ~ '^[0-9]{2}\.[0-9]{2}\.[0-9]{4}$' THEN to_date(v, 'DD.MM.YYYY')
+              WHEN v ~ '^(19|20)[0-9]{6}$' THEN to_date(v, 'YYYYMMDD') END;
     RETURN d BETWEEN (now() - interval '110 years')::date AND (now() - interval '14 years')::date;
 EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
     RETURN false;
@@ -2005,7 +2006,8 @@ BEGIN
               FROM sample s CROSS JOIN LATERAL jsonb_each_text(s.row) e WHERE e.value IS NOT NULL),
         typed AS (
             SELECT c.key, c.v,
-                   CASE WHEN c.k = 'date' THEN CASE WHEN ecrm._birth_date_like(c.v) THEN 'date_of_birth' END
+                   CASE WHEN c.k = 'date' OR (c.k IS NULL AND c.v ~ '^(19|20)[0-9]{6}$')
+                        THEN CASE WHEN ecrm._birth_date_like(c.v) THEN 'date_of_birth' END
                         WHEN c.k IS NULL AND length(c.v) > 30 AND cardinality(ecrm.pii_find(c.v)) > 0 THEN 'free_text'
                         ELSE c.k END AS k
               FROM cells c),
