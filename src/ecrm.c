@@ -15,6 +15,7 @@ bool		ecrm_restoring = false;
 char	   *ecrm_lead_score_model = NULL;
 char	   *ecrm_conversion_model = NULL;
 bool		ecrm_score_on_write = true;
+char	   *ecrm_pseudonym_key = NULL;
 
 void		_PG_init(void);
 
@@ -34,6 +35,30 @@ CheckDefaultCountry(char **newval, void **extra, GucSource source)
 	/* Store upper case so comparisons need not care. */
 	v[0] = pg_ascii_toupper((unsigned char) v[0]);
 	v[1] = pg_ascii_toupper((unsigned char) v[1]);
+	return true;
+}
+
+/*
+ * The pseudonym key must not be stored where every role can read it:
+ * ALTER DATABASE/ROLE ... SET keep it in pg_db_role_setting and a function's
+ * SET clause in pg_proc, both readable by PUBLIC.  Those are validated with
+ * source PGC_S_TEST and applied with the database/user sources.  The message
+ * is our own so that it never quotes the value.
+ */
+static bool
+CheckPseudonymKey(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (source == PGC_S_TEST || source == PGC_S_DATABASE || source == PGC_S_USER ||
+		source == PGC_S_DATABASE_USER)
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("ecrm.pseudonym_key cannot be stored with ALTER DATABASE, ALTER ROLE or a function's SET clause");
+		GUC_check_errdetail("Those settings are kept in pg_db_role_setting or pg_proc, which every role can read.");
+		GUC_check_errhint("Set it in postgresql.conf or with ALTER SYSTEM, then reload; if it was stored that way, remove it with RESET and choose a new key.");
+		return false;
+	}
 	return true;
 }
 
@@ -108,6 +133,15 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	/* Superuser-only: SHOW, current_setting() and pg_settings hide it from everyone else. */
+	DefineCustomStringVariable("ecrm.pseudonym_key",
+							   "Secret key of ecrm's pseudonyms and keyed noise (HMAC-SHA256).",
+							   "At least 16 bytes; changing it changes every pseudonym.",
+							   &ecrm_pseudonym_key,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   CheckPseudonymKey, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

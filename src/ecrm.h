@@ -21,6 +21,7 @@ extern bool ecrm_restoring;
 extern char *ecrm_lead_score_model;
 extern char *ecrm_conversion_model;
 extern bool ecrm_score_on_write;
+extern char *ecrm_pseudonym_key;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones

@@ -136,17 +136,37 @@ EcrmCountryCallingCode(const char *iso2)
 	return c ? c->cc : NULL;
 }
 
+/*
+ * Calling codes by length and value, built from the tables above on first
+ * use: masking and pseudonyms look one up for every row of a view.
+ */
+static bool calling_codes[4][1000];
+static bool calling_codes_ready = false;
+
+static void
+BuildCallingCodes(void)
+{
+	for (int i = 0; i < (int) lengthof(countries); i++)
+		calling_codes[strlen(countries[i].cc)][atoi(countries[i].cc)] = true;
+	for (int i = 0; i < (int) lengthof(nongeographic_cc); i++)
+		calling_codes[3][atoi(nongeographic_cc[i])] = true;
+	calling_codes_ready = true;
+}
+
 static bool
 IsCallingCode(const char *digits, int len)
 {
-	for (int i = 0; i < (int) lengthof(countries); i++)
-		if ((int) strlen(countries[i].cc) == len &&
-			strncmp(countries[i].cc, digits, len) == 0)
-			return true;
-	for (int i = 0; i < (int) lengthof(nongeographic_cc); i++)
-		if (strncmp(nongeographic_cc[i], digits, len) == 0 && len == 3)
-			return true;
-	return false;
+	int			value = 0;
+
+	if (!calling_codes_ready)
+		BuildCallingCodes();
+	for (int i = 0; i < len; i++)
+	{
+		if (digits[i] < '0' || digits[i] > '9')
+			return false;
+		value = value * 10 + (digits[i] - '0');
+	}
+	return len >= 1 && len <= 3 && calling_codes[len][value];
 }
 
 /*

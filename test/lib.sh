@@ -84,7 +84,8 @@ ecrm_cluster_start() {
     ecrm_as_owner "$bindir/pg_ctl" -D "$ECRM_CLUSTER_DIR/data" -l "$ECRM_CLUSTER_DIR/server.log" -w \
         -o "-k $ECRM_CLUSTER_DIR -p 5432 -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
             -c full_page_writes=off -c max_wal_size=4GB -c shared_buffers=512MB -c work_mem=64MB \
-            -c maintenance_work_mem=512MB -c max_parallel_workers_per_gather=2 $extra" start >/dev/null \
+            -c maintenance_work_mem=512MB -c max_parallel_workers_per_gather=2 \
+            -c log_min_error_statement=panic $extra" start >/dev/null \
         || { cat "$ECRM_CLUSTER_DIR/server.log" >&2; return 1; }
     export PGHOST=$ECRM_CLUSTER_DIR PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
     ecrm_log "cluster running: psql -h $PGHOST -p $PGPORT -U $PGUSER"

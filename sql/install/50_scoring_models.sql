@@ -1181,7 +1181,9 @@ GRANT EXECUTE ON FUNCTION
     ecrm.decayed_sum(double precision, timestamptz, timestamptz, interval), ecrm.logreg_train(double precision[], boolean),
     ecrm.logreg_train(double precision[], boolean, double precision), ecrm.roc_auc(double precision, boolean),
     ecrm.log_loss(double precision, boolean), ecrm.lift_by_decile(double precision, boolean),
-    ecrm.calibration_by_decile(double precision, boolean)
+    ecrm.calibration_by_decile(double precision, boolean),
+    -- which model the leads view shows: model definitions hold no personal data
+    ecrm.lead_score_model_id(), ecrm.conversion_model_id()
    TO ecrm_analyst;
 
 DO $dump$

@@ -1554,10 +1554,19 @@ COMMENT ON COLUMN ecrm.segments.pending_changes IS 'Membership changes since the
 COMMENT ON COLUMN ecrm.segments.refreshed_at IS 'When the membership was last rebuilt in full';
 COMMENT ON COLUMN ecrm.segments.refresh_ms IS 'How long that rebuild took, in milliseconds';
 
+-- The current members (stored set plus changes since the refresh) are computed inline, not through
+-- ecrm._segment_current: a view's tables are read with its owner's rights, a function's with the
+-- reader's, and the masked twins must work for analysts without reading the raw tables.
 CREATE VIEW ecrm.segment_membership AS
-SELECT s.segment_id, s.name AS segment, m.customer_id
-  FROM ecrm.segment s
-  CROSS JOIN LATERAL ecrm.idset_unnest(ecrm._segment_current(s.segment_id, NULL)) m(customer_id);
+SELECT c.segment_id, c.name AS segment, m.customer_id
+  FROM (SELECT s.segment_id, s.name,
+                 (s.members - coalesce(d.minus, '{}'::ecrm.idset)) | coalesce(d.plus, '{}'::ecrm.idset) AS ids
+            FROM ecrm.segment s
+            LEFT JOIN (SELECT x.segment_id,
+                              ecrm.idset_agg(x.customer_id) FILTER (WHERE x.is_member) AS plus,
+                              ecrm.idset_agg(x.customer_id) FILTER (WHERE NOT x.is_member) AS minus
+                         FROM ecrm.segment_delta x GROUP BY x.segment_id) d ON d.segment_id = s.segment_id) c
+  CROSS JOIN LATERAL ecrm.idset_unnest(c.ids) m(customer_id);
 COMMENT ON VIEW ecrm.segment_membership IS 'Segment members: one row per segment and customer';
 COMMENT ON COLUMN ecrm.segment_membership.segment IS 'Segment name';
 
@@ -1575,7 +1584,13 @@ COMMENT ON COLUMN ecrm.segment_size_history.entered IS 'Customers who entered at
 COMMENT ON COLUMN ecrm.segment_size_history.exited IS 'Customers who left at a refresh';
 
 CREATE VIEW ecrm.segment_overlap AS
-WITH m AS MATERIALIZED (SELECT s.segment_id, s.name, ecrm._segment_current(s.segment_id, NULL) AS ids FROM ecrm.segment s)
+WITH m AS MATERIALIZED (SELECT s.segment_id, s.name,
+                 (s.members - coalesce(d.minus, '{}'::ecrm.idset)) | coalesce(d.plus, '{}'::ecrm.idset) AS ids
+            FROM ecrm.segment s
+            LEFT JOIN (SELECT x.segment_id,
+                              ecrm.idset_agg(x.customer_id) FILTER (WHERE x.is_member) AS plus,
+                              ecrm.idset_agg(x.customer_id) FILTER (WHERE NOT x.is_member) AS minus
+                         FROM ecrm.segment_delta x GROUP BY x.segment_id) d ON d.segment_id = s.segment_id)
 SELECT a.name AS segment_a, b.name AS segment_b,
        ecrm.idset_cardinality(a.ids) AS members_a, ecrm.idset_cardinality(b.ids) AS members_b,
        ecrm.idset_and_cardinality(a.ids, b.ids) AS overlap,

@@ -1,0 +1,31 @@
+
+------------------------------------------------------------------------------
+-- Masked twins (schema ecrm_masked) of every view of schema ecrm, generated now that every
+-- capability's views exist; policies and rules that name views of the data model.
+------------------------------------------------------------------------------
+INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, builtin, installed)
+SELECT v.rel::regclass, v.col, v.strategy, v.options::jsonb, v.note, true, true
+  FROM (VALUES
+    ('ecrm.customers', 'full_name', 'name', '{"keep": "initials"}', NULL),
+    ('ecrm.customer_360', 'full_name', 'name', '{"keep": "initials"}', NULL),
+    ('ecrm.customer_360', 'identities', 'identities', '{}', 'emails and phones masked, other identifiers hidden'),
+    ('ecrm.leads', 'full_name', 'name', '{"keep": "initials"}', NULL),
+    ('ecrm.customer_timeline', 'details', 'jsonb_keep',
+     '{"keys": ["product_id", "currency", "campaign", "purpose", "from", "to", "external_ref"]}',
+     'free text (ticket bodies, payloads, reasons) stays hidden')) v(rel, col, strategy, options, note)
+ WHERE to_regclass(v.rel) IS NOT NULL
+   AND EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(v.rel) AND a.attname = v.col AND NOT a.attisdropped);
+
+INSERT INTO ecrm.masked_view_rule (view_name, twin, consent_purpose, consent_action, note, builtin)
+SELECT v.rel::regclass, v.twin, v.purpose, v.action, v.note, true
+  FROM (VALUES
+    ('ecrm.customers', true, 'profiling', 'mask', 'customers who withdrew profiling stay counted, with nothing about them shown'),
+    ('ecrm.consents', true, NULL, 'none', 'consent records are needed to report on consent'),
+    ('ecrm.ticket_queue', true, NULL, 'none', 'support operations, not profiling'),
+    ('ecrm.consent_violations', false, NULL, 'none', 'an audit for admins and agents'),
+    ('ecrm.masked_columns', false, NULL, 'none', 'metadata of the masking itself'),
+    ('ecrm.masked_roles', false, NULL, 'none', 'metadata of the masking itself'),
+    ('ecrm.lead_features', false, NULL, 'none', 'computed by ecrm.crm_features() from the raw tables with the reader''s rights: for admins training models')) v(rel, twin, purpose, action, note)
+ WHERE to_regclass(v.rel) IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(v.rel)) IN ('v', 'm');
+
+SELECT ecrm.refresh_masked_views();
