@@ -49,6 +49,7 @@ DECLARE
     base_o   bigint;
     base_k   bigint;
     n        bigint;
+    camp     bigint;
 BEGIN
     IF customers IS NULL OR customers < 10 OR customers > 5000000 THEN
         RAISE EXCEPTION 'customers must be between 10 and 5000000, not %', coalesce(customers::text, 'NULL')
@@ -377,41 +378,47 @@ BEGIN
            c.starts_at - interval '7 days'
       FROM _d_campaign c ORDER BY c.days_ago DESC;
 
-    CREATE TEMP TABLE _d_recipient ON COMMIT DROP AS
-    SELECT cm.campaign_id, d.customer_id, c.starts_at + make_interval(secs => 3600 * 6 * ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10)) AS sent_at,
-           ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 1) AS u_bounce,
-           ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 2) / CASE WHEN c.fav_cat IN (d.fav1, d.fav2) THEN 1.6 ELSE 1 END AS u_open,
-           ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 3) AS u_click,
-           ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 4) AS u_conv,
-           ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 5) AS u_unsub,
-           c.open_p, c.click_p, c.conv_p, c.purpose
-      FROM _d_campaign c
-      JOIN ecrm.campaign cm ON cm.name = c.name
-      JOIN _d_profile d ON d.p_created_at < c.starts_at
-     WHERE EXISTS (SELECT FROM ecrm.consent_event e
-                    WHERE e.customer_id = d.customer_id AND e.purpose = c.purpose AND e.granted AND e.recorded_at < c.starts_at)
-       AND NOT EXISTS (SELECT FROM ecrm.consent_event e
-                        WHERE e.customer_id = d.customer_id AND e.purpose = c.purpose AND NOT e.granted AND e.recorded_at < c.starts_at)
-       AND ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 9) < 0.7;
-    INSERT INTO ecrm.campaign_event (campaign_id, customer_id, kind, occurred_at, revenue)
-    SELECT r.campaign_id, r.customer_id, k.kind, k.at, k.revenue
-      FROM _d_recipient r
-      CROSS JOIN LATERAL (VALUES
-          ('sent'::ecrm.campaign_event_kind, r.sent_at, 0::numeric, true),
-          ('bounced', r.sent_at + interval '2 minutes', 0, r.u_bounce < 0.03),
-          ('delivered', r.sent_at + interval '1 minute', 0, r.u_bounce >= 0.03),
-          ('opened', r.sent_at + make_interval(secs => 172800 * r.u_open), 0, r.u_bounce >= 0.03 AND r.u_open < r.open_p),
-          ('clicked', r.sent_at + make_interval(secs => 172800 * r.u_open + 60), 0,
-              r.u_bounce >= 0.03 AND r.u_open < r.open_p AND r.u_click < r.click_p),
-          ('converted', r.sent_at + make_interval(secs => 172800 * r.u_open + 1800), round((20 + 180 * r.u_conv / r.conv_p)::numeric, 2),
-              r.u_bounce >= 0.03 AND r.u_open < r.open_p AND r.u_click < r.click_p AND r.u_conv < r.conv_p),
-          ('unsubscribed', r.sent_at + make_interval(secs => 172800 * r.u_open + 120), 0,
-              r.u_bounce >= 0.03 AND r.u_open < r.open_p AND r.u_unsub < 0.02)) k(kind, at, revenue, happened)
-     WHERE k.happened AND k.at < as_of;
-    INSERT INTO ecrm.consent_event (customer_id, purpose, granted, recorded_at, source, evidence)
-    SELECT e.customer_id, c.purpose, false, e.occurred_at, 'campaign', jsonb_build_object('campaign_id', e.campaign_id)
-      FROM ecrm.campaign_event e JOIN ecrm.campaign c ON c.campaign_id = e.campaign_id
-     WHERE e.kind = 'unsubscribed';
+    -- Campaign by campaign in date order, so a later campaign leaves out who unsubscribed from an earlier one.
+    CREATE TEMP TABLE _d_recipient (campaign_id bigint, customer_id bigint, sent_at timestamptz, u_bounce float8, u_open float8,
+                                    u_click float8, u_conv float8, u_unsub float8, open_p float8, click_p float8, conv_p float8,
+                                    purpose text) ON COMMIT DROP;
+    FOR camp IN SELECT cm.campaign_id FROM ecrm.campaign cm ORDER BY cm.starts_at, cm.campaign_id LOOP
+        INSERT INTO _d_recipient
+        SELECT cm.campaign_id, d.customer_id, c.starts_at + make_interval(secs => 3600 * 6 * ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10)) AS sent_at,
+               ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 1) AS u_bounce,
+               ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 2) / CASE WHEN c.fav_cat IN (d.fav1, d.fav2) THEN 1.6 ELSE 1 END AS u_open,
+               ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 3) AS u_click,
+               ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 4) AS u_conv,
+               ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 5) AS u_unsub,
+               c.open_p, c.click_p, c.conv_p, c.purpose
+          FROM _d_campaign c
+          JOIN ecrm.campaign cm ON cm.name = c.name AND cm.campaign_id = camp
+          JOIN _d_profile d ON d.p_created_at < c.starts_at
+         WHERE EXISTS (SELECT FROM ecrm.consent_event e
+                        WHERE e.customer_id = d.customer_id AND e.purpose = c.purpose AND e.granted AND e.recorded_at < c.starts_at)
+           AND NOT EXISTS (SELECT FROM ecrm.consent_event e
+                            WHERE e.customer_id = d.customer_id AND e.purpose = c.purpose AND NOT e.granted AND e.recorded_at < c.starts_at)
+           AND ecrm._demo_u(seed, d.customer_id, cm.campaign_id::int * 10 + 9) < 0.7;
+        INSERT INTO ecrm.campaign_event (campaign_id, customer_id, kind, occurred_at, revenue)
+        SELECT r.campaign_id, r.customer_id, k.kind, k.at, k.revenue
+          FROM _d_recipient r
+          CROSS JOIN LATERAL (VALUES
+              ('sent'::ecrm.campaign_event_kind, r.sent_at, 0::numeric, true),
+              ('bounced', r.sent_at + interval '2 minutes', 0, r.u_bounce < 0.03),
+              ('delivered', r.sent_at + interval '1 minute', 0, r.u_bounce >= 0.03),
+              ('opened', r.sent_at + make_interval(secs => 172800 * r.u_open), 0, r.u_bounce >= 0.03 AND r.u_open < r.open_p),
+              ('clicked', r.sent_at + make_interval(secs => 172800 * r.u_open + 60), 0,
+                  r.u_bounce >= 0.03 AND r.u_open < r.open_p AND r.u_click < r.click_p),
+              ('converted', r.sent_at + make_interval(secs => 172800 * r.u_open + 1800), round((20 + 180 * r.u_conv / r.conv_p)::numeric, 2),
+                  r.u_bounce >= 0.03 AND r.u_open < r.open_p AND r.u_click < r.click_p AND r.u_conv < r.conv_p),
+              ('unsubscribed', r.sent_at + make_interval(secs => 172800 * r.u_open + 120), 0,
+                  r.u_bounce >= 0.03 AND r.u_open < r.open_p AND r.u_unsub < 0.02)) k(kind, at, revenue, happened)
+         WHERE r.campaign_id = camp AND k.happened AND k.at < as_of;
+        INSERT INTO ecrm.consent_event (customer_id, purpose, granted, recorded_at, source, evidence)
+        SELECT e.customer_id, c.purpose, false, e.occurred_at, 'campaign', jsonb_build_object('campaign_id', e.campaign_id)
+          FROM ecrm.campaign_event e JOIN ecrm.campaign c ON c.campaign_id = e.campaign_id
+         WHERE e.kind = 'unsubscribed' AND e.campaign_id = camp;
+    END LOOP;
 
     -- Interactions on every channel; prospects talk to sales, buyers browse and buy.
     INSERT INTO ecrm.interaction (customer_id, channel, kind, occurred_at, product_id, campaign_id, payload, recorded_at)

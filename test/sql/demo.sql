@@ -25,3 +25,5 @@ SELECT bool_and(ecrm.normalize_email(email) IS NOT NULL) FILTER (WHERE email IS 
   FROM ecrm.customer_profile;
 SELECT bool_and(total = (SELECT sum(amount) FROM ecrm.order_line l WHERE l.order_id = o.order_id)) AS totals_agree FROM ecrm.orders o;
 SELECT bool_and(occurred_at <= '2026-03-01') AS nothing_after_as_of FROM ecrm.customer_timeline;
+-- consistent with consent: no campaign message to someone without consent for its purpose at the time
+SELECT count(*) AS sends_without_consent FROM ecrm.consent_violations;
