@@ -9,6 +9,15 @@
 PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
+int			ecrm_realtime_resolution = ECRM_RESOLVE_MERGE;
+char	   *ecrm_lifecycle_reason = NULL;
+
+static const struct config_enum_entry realtime_resolution_options[] = {
+	{"off", ECRM_RESOLVE_OFF, false},
+	{"review", ECRM_RESOLVE_REVIEW, false},
+	{"merge", ECRM_RESOLVE_MERGE, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -42,6 +51,25 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
+
+	DefineCustomEnumVariable("ecrm.realtime_resolution",
+							 "What ecrm.upsert_customer does with a profile that looks like an existing one.",
+							 "off: nothing; review: queue likely duplicates for review; merge: also merge a profile above the auto-merge threshold of the customer model.",
+							 &ecrm_realtime_resolution,
+							 ECRM_RESOLVE_MERGE,
+							 realtime_resolution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("ecrm.lifecycle_reason",
+							   "Reason recorded with the lifecycle changes of this session or transaction.",
+							   "Written to ecrm.lifecycle_change.reason; merges set it to \"merge N\" while they run.",
+							   &ecrm_lifecycle_reason,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

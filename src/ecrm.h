@@ -15,6 +15,13 @@
 
 /* GUCs (ecrm.c) */
 extern char *ecrm_default_country;
+extern int	ecrm_realtime_resolution;
+extern char *ecrm_lifecycle_reason;
+
+/* values of ecrm.realtime_resolution */
+#define ECRM_RESOLVE_OFF	0
+#define ECRM_RESOLVE_REVIEW	1
+#define ECRM_RESOLVE_MERGE	2
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones

@@ -240,7 +240,14 @@ MatrixToArray(const Matrix *m)
 							  TYPALIGN_DOUBLE);
 }
 
-/* Make each row of a probability matrix sum to one over its levels, with a floor. */
+/*
+ * Make each row of a probability matrix the expected counts of its levels,
+ * normalised, with half a pair added to every level: a level no pair of a
+ * class reached gets a small probability rather than zero, so one unseen
+ * near-miss cannot outweigh every other field.
+ */
+#define PSEUDO_COUNT 0.5
+
 static void
 NormalizeRows(Matrix *m, const double *acc, const bool *seen)
 {
@@ -264,7 +271,7 @@ NormalizeRows(Matrix *m, const double *acc, const bool *seen)
 			double	   *x = &m->v[i * m->cols + l];
 
 			if (!isnan(*x))
-				*x = Max(acc[i * m->cols + l] / sum, PROB_FLOOR);
+				*x = Max((acc[i * m->cols + l] + PSEUDO_COUNT) / (sum + PSEUDO_COUNT * nl), PROB_FLOOR);
 		}
 	}
 }

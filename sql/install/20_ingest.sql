@@ -283,7 +283,8 @@ BEGIN
     PERFORM ecrm._attach_identity(target, (e ->> 'kind')::ecrm.identity_kind, e ->> 'namespace', e ->> 'value',
                                   e ->> 'raw', v_source)
        FROM jsonb_array_elements(idents) e;
-    RETURN target;
+    -- real-time identity resolution (40_matching.sql): may merge into an existing profile
+    RETURN ecrm.resolve_duplicates(target);
 END
 $$;
 COMMENT ON FUNCTION ecrm.upsert_customer(jsonb) IS
