@@ -330,12 +330,14 @@ INSERT INTO ecrm.customer_table (relid, on_merge, on_erase, pii_columns, note, b
 ------------------------------------------------------------------------------
 -- Triggers of the store
 ------------------------------------------------------------------------------
--- A statement that sets updated_at itself keeps its value (an unmerge restores the one before the merge).
+-- Not touched: a row whose statement set updated_at itself (an unmerge restores the time before the merge),
+-- and a row of which nothing but the customer changed (a merge re-points it; that is no edit of it).
 CREATE FUNCTION ecrm._touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
-    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at
+       AND to_jsonb(NEW) - 'customer_id' - 'updated_at' IS DISTINCT FROM to_jsonb(OLD) - 'customer_id' - 'updated_at' THEN
         NEW.updated_at := now();
     END IF;
     RETURN NEW;

@@ -1383,7 +1383,7 @@ DECLARE
     t          record;
     cols       text;
     lc_before  bigint;
-    reason     text := current_setting('ecrm.lifecycle_reason');
+    reason     text := coalesce(current_setting('ecrm.lifecycle_reason', true), '');
 BEGIN
     -- Lock every profile in id order (two merges never wait on each other in a cycle), then check
     -- that none was merged or erased while we waited.
@@ -1928,7 +1928,7 @@ CREATE FUNCTION ecrm.resolve_duplicates(customer_id bigint) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    mode     text := current_setting('ecrm.realtime_resolution');
+    mode     text := coalesce(nullif(current_setting('ecrm.realtime_resolution', true), ''), 'merge');
     id       bigint := ecrm.resolve_customer(customer_id);
     mdl      ecrm.match_model;
     probe    jsonb;
