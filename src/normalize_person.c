@@ -533,6 +533,14 @@ ParseDate(const char *s, int len, DateOrder order, int *py, int *pm, int *pd)
 			i++;
 	}
 
+	/* only a time may follow a date ("2024-03-05T10:00", "5 Mar 2024, 10:30") */
+	while (i < len && (s[i] == ' ' || s[i] == ',' || s[i] == '\t'))
+		i++;
+	if (i < len && !(s[i] == 'T' || s[i] == 't' ||
+					 (s[i] >= '0' && s[i] <= '9' &&
+					  ((i + 1 < len && s[i + 1] == ':') || (i + 2 < len && s[i + 2] == ':')))))
+		return false;
+
 	if (nparts == 1 && nn == 1 && ndig[0] == 8)
 	{
 		int			v = nums[0];

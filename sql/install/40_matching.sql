@@ -1789,7 +1789,7 @@ BEGIN
                 HINT = 'See ecrm.merge_history; the history of an erased customer is gone with it.';
         END IF;
         IF ev.unmerged_at IS NOT NULL THEN
-            RAISE EXCEPTION 'merge % was already undone at %', ev.merge_id, ev.unmerged_at
+            RAISE EXCEPTION 'merge % was already undone', ev.merge_id
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
         -- a later merge that changed the survivor again must be undone first
@@ -1878,6 +1878,9 @@ DECLARE
     probe jsonb;
 BEGIN
     PERFORM ecrm._check_max_candidates(max_candidates);
+    IF match_candidates.customer_id IS NULL THEN
+        RAISE EXCEPTION 'customer_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT to_jsonb(p) INTO probe FROM ecrm.customer_profile p WHERE p.customer_id = match_candidates.customer_id;
     IF probe IS NULL THEN
         RAISE EXCEPTION 'customer % does not exist', coalesce(match_candidates.customer_id::text, 'NULL')
@@ -1937,8 +1940,11 @@ DECLARE
     best_p   double precision;
     survivor bigint;
 BEGIN
+    IF customer_id IS NULL THEN
+        RAISE EXCEPTION 'customer_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF id IS NULL THEN
-        RAISE EXCEPTION 'customer % does not exist', coalesce(customer_id::text, 'NULL') USING ERRCODE = 'foreign_key_violation';
+        RAISE EXCEPTION 'customer % does not exist', customer_id USING ERRCODE = 'foreign_key_violation';
     END IF;
     IF mode = 'off' THEN
         RETURN id;
@@ -2074,8 +2080,8 @@ BEGIN
         RAISE EXCEPTION 'dedupe run % does not exist', coalesce(apply_dedupe.run_id::text, 'NULL') USING ERRCODE = 'no_data_found';
     END IF;
     IF run.applied_at IS NOT NULL THEN
-        RAISE EXCEPTION 'dedupe run % was already applied at %', run.run_id, run.applied_at
-            USING ERRCODE = 'object_not_in_prerequisite_state';
+        RAISE EXCEPTION 'dedupe run % was already applied', run.run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'See ecrm.merge_history for its merges.';
     END IF;
     PERFORM ecrm._drop_temp('{_ecrm_merge_map}');
     CREATE TEMP TABLE _ecrm_merge_map (merge_id bigint, survivor bigint, customer_id bigint) ON COMMIT DROP;
@@ -2118,6 +2124,9 @@ BEGIN
     IF decision IS NULL OR decision NOT IN ('merge', 'reject') THEN
         RAISE EXCEPTION 'decision must be merge or reject, not %', coalesce('"' || left(decision, 40) || '"', 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF decide_match.candidate_id IS NULL THEN
+        RAISE EXCEPTION 'candidate_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT * INTO c FROM ecrm.match_candidate m WHERE m.candidate_id = decide_match.candidate_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -2202,3 +2211,60 @@ COMMENT ON COLUMN ecrm.merge_history.source IS 'manual, review, dedupe or realti
 COMMENT ON COLUMN ecrm.merge_history.rows_repointed IS 'Rows of customer-keyed tables moved to the survivor';
 COMMENT ON COLUMN ecrm.merge_history.rows_deleted IS 'Rows deleted by the merge (kept in the ledger for unmerge)';
 COMMENT ON COLUMN ecrm.merge_history.unmerged_at IS 'When the merge was undone (ecrm.unmerge)';
+
+------------------------------------------------------------------------------
+-- pg_dump keeps the user data of identity resolution; privileges
+------------------------------------------------------------------------------
+DO $dump$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ecrm.dedupe_run', 'ecrm.dedupe_cluster', 'ecrm.match_candidate', 'ecrm.merge_event',
+                             'ecrm.merge_image', 'ecrm.survivorship_rule'] LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t::regclass, '');
+        PERFORM pg_catalog.pg_extension_config_dump(s.seq, '')
+           FROM (SELECT pg_catalog.pg_get_serial_sequence(t, a.attname)::regclass AS seq
+                   FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = t::regclass AND a.attidentity <> '' LIMIT 1) s;
+    END LOOP;
+END
+$dump$;
+-- the built-in customer model is created by the extension; a trained copy of it is not dumped (train again)
+SELECT pg_catalog.pg_extension_config_dump('ecrm.match_model', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('ecrm.match_model', 'model_id')::regclass, '');
+
+-- The pure kernel: everyone who works with ecrm. Writers of profiles need the functions of the
+-- blocking-key indexes, which run with the writer's privileges.
+GRANT EXECUTE ON FUNCTION
+    ecrm.normalize_name(text, boolean), ecrm.normalize_address(text), ecrm.normalize_postal_code(text),
+    ecrm.normalize_date(text, text), ecrm.fold(text), ecrm.soundex(text), ecrm.email_key(text),
+    ecrm.jaro(text, text), ecrm.jaro_winkler(text, text, double precision), ecrm.damerau_levenshtein(text, text),
+    ecrm.damerau_levenshtein(text, text, integer), ecrm.token_set_similarity(text, text),
+    ecrm.numeric_closeness(double precision, double precision, double precision), ecrm.date_closeness(date, date, integer),
+    ecrm.comparison_level(text, text, text, double precision[]), ecrm.comparison_level(date, date, text, double precision[]),
+    ecrm.comparison_level(double precision, double precision, text, double precision[]),
+    ecrm.comparison_level_count(text, double precision[]),
+    ecrm.match_weight(smallint[], double precision[], double precision), ecrm.match_probability(double precision),
+    ecrm.level_weights(double precision[], double precision[]),
+    ecrm.fs_em(smallint[], double precision[], double precision[], double precision[], double precision, boolean, integer, double precision),
+    ecrm._cc_trans(internal, bigint, bigint), ecrm._cc_trans(internal, bigint, bigint, boolean),
+    ecrm._cc_combine(internal, internal), ecrm._cc_serialize(internal), ecrm._cc_deserialize(bytea, internal),
+    ecrm._cc_final(internal), ecrm.connected_components(bigint, bigint), ecrm.connected_components(bigint, bigint, boolean),
+    ecrm.components(bigint[])
+   TO ecrm_agent, ecrm_analyst;
+
+-- Agents find, review, merge and unmerge duplicates (merges run as the extension owner, see merge_customers).
+GRANT SELECT ON ecrm.match_model, ecrm.survivorship_rule, ecrm.match_candidate, ecrm.merge_event, ecrm.dedupe_run,
+                ecrm.dedupe_cluster, ecrm.merge_review_queue, ecrm.merge_history, ecrm.survivorship
+   TO ecrm_agent;
+GRANT EXECUTE ON FUNCTION
+    ecrm.match_candidates(bigint, integer), ecrm.find_matches(jsonb, integer), ecrm.resolve_duplicates(bigint),
+    ecrm.merge_customers(bigint[], bigint, jsonb, text), ecrm.merge_preview(bigint[], bigint, jsonb),
+    ecrm.unmerge(bigint, boolean), ecrm.decide_match(bigint, text, bigint), ecrm.explain_gamma(text, smallint[]),
+    ecrm.model_weights(text),
+    -- internal helpers the functions above call as the invoking role
+    ecrm._model(text), ecrm._check_max_candidates(integer), ecrm._score_probe(ecrm.match_model, jsonb, bigint, integer),
+    ecrm._features_sql(ecrm.match_model, text, text), ecrm._gamma_sql(ecrm.match_model, text, text),
+    ecrm._weights(jsonb), ecrm._mu_matrix(jsonb, text), ecrm._blocking_key(jsonb), ecrm._level_label(text, jsonb, integer, integer),
+    ecrm._survivorship(jsonb)
+   TO ecrm_agent;
