@@ -1536,7 +1536,7 @@ BEGIN
         PERFORM ecrm._merge_apply(survivorship);
     EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
         RAISE EXCEPTION 'merge of customers % conflicted with a concurrent transaction', array_to_string(ids, ', ')
-            USING ERRCODE = 'deadlock_detected', DETAIL = SQLERRM,
+            USING ERRCODE = SQLSTATE, DETAIL = SQLERRM,
                   HINT = 'Nothing was merged. Retry the merge.';
     END;
     RETURN mid;
@@ -1808,7 +1808,7 @@ BEGIN
         restored := restored || ecrm._unmerge_one(ev);
     EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
         RAISE EXCEPTION 'unmerge of merge % conflicted with a concurrent transaction', ev.merge_id
-            USING ERRCODE = 'deadlock_detected', DETAIL = SQLERRM, HINT = 'Nothing was undone. Retry the unmerge.';
+            USING ERRCODE = SQLSTATE, DETAIL = SQLERRM, HINT = 'Nothing was undone. Retry the unmerge.';
     END;
     RETURN restored;
 END
@@ -2100,7 +2100,7 @@ BEGIN
             PERFORM ecrm._merge_apply(NULL);
         EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
             RAISE EXCEPTION 'applying dedupe run % conflicted with a concurrent transaction', run.run_id
-                USING ERRCODE = 'deadlock_detected', DETAIL = SQLERRM, HINT = 'Nothing was merged. Retry.';
+                USING ERRCODE = SQLSTATE, DETAIL = SQLERRM, HINT = 'Nothing was merged. Retry.';
         END;
     END IF;
     UPDATE ecrm.dedupe_run r SET applied_at = now(), stats = r.stats || jsonb_build_object('merges', n)
