@@ -140,18 +140,63 @@ CompareWchar(const void *x, const void *y)
  * per row and a transposition reaches back k rows at a cost of at least k),
  * so once a whole row exceeds the bound the result does too.
  */
+/*
+ * Distance 0, 1 or 2 (meaning "more than one") in one pass, for the common
+ * bound of one edit: one substitution, insertion, deletion or adjacent
+ * transposition.
+ */
+static int
+WithinOneEdit(const pg_wchar *a, int la, const pg_wchar *b, int lb)
+{
+	int			i = 0;
+
+	if (la < lb)
+	{
+		const pg_wchar *t = a;
+
+		a = b;
+		b = t;
+		i = la;
+		la = lb;
+		lb = i;
+		i = 0;
+	}
+	if (la - lb > 1)
+		return 2;
+	while (i < lb && a[i] == b[i])
+		i++;
+	if (i == la)
+		return 0;
+	if (la == lb)
+	{
+		/* one substitution, or two neighbours swapped */
+		if (memcmp(a + i + 1, b + i + 1, sizeof(pg_wchar) * (la - i - 1)) == 0)
+			return 1;
+		if (i + 1 < la && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+			memcmp(a + i + 2, b + i + 2, sizeof(pg_wchar) * (la - i - 2)) == 0)
+			return 1;
+		return 2;
+	}
+	/* a is one longer: drop its character i */
+	return memcmp(a + i + 1, b + i, sizeof(pg_wchar) * (lb - i)) == 0 ? 1 : 2;
+}
+
 int
 EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int max_distance)
 {
 	int			stack_d[34 * 34];
+	pg_wchar	stack_alpha[2 * ECRM_CP_STACK];
+	int			stack_i[2 * ECRM_CP_STACK];
+	int			stack_da[2 * ECRM_CP_STACK];
 	int		   *d;
 	int			cols = lb + 2;
 	int			inf = la + lb + 1;
-	pg_wchar   *alpha;
+	pg_wchar   *alpha = stack_alpha;
 	int			nalpha = 0;
-	int		   *ia;
+	int		   *ia = stack_i;
 	int		   *ib;
-	int		   *da;
+	int		   *da = stack_da;
+	bool		small = (la + lb <= 2 * ECRM_CP_STACK);
 	int			result;
 
 #define D(i, j) d[((i) + 1) * cols + (j) + 1]
@@ -160,22 +205,47 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		return max_distance + 1;
 	if (la == 0 || lb == 0)
 		return Max(la, lb);
+	if (max_distance == 0 || max_distance == 1)
+		return Min(WithinOneEdit(a, la, b, lb), max_distance + 1);
 
-	/* map each character to a small index for the "last row seen" table */
-	alpha = palloc(sizeof(pg_wchar) * (la + lb));
-	memcpy(alpha, a, sizeof(pg_wchar) * la);
-	memcpy(alpha + la, b, sizeof(pg_wchar) * lb);
-	qsort(alpha, la + lb, sizeof(pg_wchar), CompareWchar);
-	for (int i = 0; i < la + lb; i++)
-		if (nalpha == 0 || alpha[nalpha - 1] != alpha[i])
-			alpha[nalpha++] = alpha[i];
-	ia = palloc(sizeof(int) * la);
-	ib = palloc(sizeof(int) * lb);
-	for (int i = 0; i < la; i++)
-		ia[i] = (pg_wchar *) bsearch(&a[i], alpha, nalpha, sizeof(pg_wchar), CompareWchar) - alpha;
-	for (int j = 0; j < lb; j++)
-		ib[j] = (pg_wchar *) bsearch(&b[j], alpha, nalpha, sizeof(pg_wchar), CompareWchar) - alpha;
-	da = palloc0(sizeof(int) * nalpha);
+	/*
+	 * Map each character to a small index for the "last row seen" table:
+	 * short strings by a linear scan of the few distinct characters, long
+	 * ones by sorting.
+	 */
+	if (small)
+	{
+		ib = stack_i + la;
+		for (int k = 0; k < la + lb; k++)
+		{
+			pg_wchar	c = (k < la) ? a[k] : b[k - la];
+			int			x = 0;
+
+			while (x < nalpha && alpha[x] != c)
+				x++;
+			if (x == nalpha)
+				alpha[nalpha++] = c;
+			stack_i[k] = x;
+		}
+		memset(da, 0, sizeof(int) * nalpha);
+	}
+	else
+	{
+		alpha = palloc(sizeof(pg_wchar) * (la + lb));
+		memcpy(alpha, a, sizeof(pg_wchar) * la);
+		memcpy(alpha + la, b, sizeof(pg_wchar) * lb);
+		qsort(alpha, la + lb, sizeof(pg_wchar), CompareWchar);
+		for (int i = 0; i < la + lb; i++)
+			if (nalpha == 0 || alpha[nalpha - 1] != alpha[i])
+				alpha[nalpha++] = alpha[i];
+		ia = palloc(sizeof(int) * la);
+		ib = palloc(sizeof(int) * lb);
+		for (int i = 0; i < la; i++)
+			ia[i] = (pg_wchar *) bsearch(&a[i], alpha, nalpha, sizeof(pg_wchar), CompareWchar) - alpha;
+		for (int j = 0; j < lb; j++)
+			ib[j] = (pg_wchar *) bsearch(&b[j], alpha, nalpha, sizeof(pg_wchar), CompareWchar) - alpha;
+		da = palloc0(sizeof(int) * nalpha);
+	}
 
 	if ((la + 2) * (lb + 2) <= (int) lengthof(stack_d))
 		d = stack_d;
@@ -237,10 +307,13 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 #undef D
 	if (d != stack_d)
 		pfree(d);
-	pfree(alpha);
-	pfree(ia);
-	pfree(ib);
-	pfree(da);
+	if (!small)
+	{
+		pfree(alpha);
+		pfree(ia);
+		pfree(ib);
+		pfree(da);
+	}
 	return result;
 }
 
@@ -725,33 +798,46 @@ TextLevel(const CompareSpec *spec, const char *a, int la, const char *b, int lb)
  * The parsed kind and thresholds, cached across calls when both arguments
  * are constants of the query (the usual case: one call per candidate pair).
  */
+/*
+ * The parsed kind and thresholds, cached in fn_extra when both arguments are
+ * constants of the query (the usual case: one call per candidate pair).
+ */
+typedef struct SpecCache
+{
+	bool		stable;
+	bool		parsed;
+	CompareSpec spec;
+} SpecCache;
+
 static const CompareSpec *
 GetSpec(FunctionCallInfo fcinfo, CompareSpec *local)
 {
-	CompareSpec *spec;
-	bool		stable;
-	ArrayType  *thr;
+	SpecCache  *cache = fcinfo->flinfo ? (SpecCache *) fcinfo->flinfo->fn_extra : NULL;
+	CompareSpec *spec = local;
 
+	if (cache != NULL && cache->parsed)
+		return &cache->spec;
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("comparison kind must not be null")));
-	stable = fcinfo->flinfo != NULL && get_fn_expr_arg_stable(fcinfo->flinfo, 2) &&
-		(PG_NARGS() < 4 || get_fn_expr_arg_stable(fcinfo->flinfo, 3));
-	if (stable && fcinfo->flinfo->fn_extra != NULL)
-		return (const CompareSpec *) fcinfo->flinfo->fn_extra;
-	thr = (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ? PG_GETARG_ARRAYTYPE_P(3) : NULL;
-	if (stable)
-		spec = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(CompareSpec));
-	else
-		spec = local;
-	ParseSpec(PG_GETARG_TEXT_PP(2), thr, spec);
+	if (fcinfo->flinfo != NULL && cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SpecCache));
+		cache->stable = get_fn_expr_arg_stable(fcinfo->flinfo, 2) &&
+			(PG_NARGS() < 4 || get_fn_expr_arg_stable(fcinfo->flinfo, 3));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	if (cache != NULL && cache->stable)
+		spec = &cache->spec;
+	ParseSpec(PG_GETARG_TEXT_PP(2),
+			  (PG_NARGS() > 3 && !PG_ARGISNULL(3)) ? PG_GETARG_ARRAYTYPE_P(3) : NULL, spec);
 	if (spec->kind == CK_DAMERAU_LEVENSHTEIN && spec->nthresholds == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a damerau_levenshtein comparison needs at least one distance threshold")));
-	if (stable)
-		fcinfo->flinfo->fn_extra = spec;
+	if (cache != NULL && cache->stable)
+		cache->parsed = true;
 	return spec;
 }
 

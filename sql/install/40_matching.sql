@@ -530,59 +530,73 @@ END
 $$;
 
 -- Build a features table and the candidate pairs of a model over a source, with their comparison vectors.
--- Leaves pg_temp._ecrm_feat (id, c1.., k1..) and pg_temp._ecrm_pairs (id_l, id_r, rules, gamma);
--- returns statistics.
+-- Leaves pg_temp._ecrm_feat (id, c1.., k1..) and pg_temp._ecrm_pairs (id_l, id_r, rules, gamma), where
+-- rules has bit i - 1 set when key i agrees; returns statistics.
 CREATE FUNCTION ecrm._build_pairs(model ecrm.match_model, source text, id_expr text) RETURNS jsonb
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     nkeys   int := jsonb_array_length(model.blocking);
-    sel     text;
-    cond    text;
+    keys    text := (SELECT string_agg('k' || i, ', ') FROM generate_series(1, nkeys) i);
+    -- a key agrees when it is equal and not one of the oversized values
+    agree   text[];
     rules   text;
     parts   text[] := '{}';
-    skipped jsonb := '[]';
+    skipped jsonb;
     n       bigint;
     nrows   bigint;
 BEGIN
-    PERFORM ecrm._drop_temp('{_ecrm_feat,_ecrm_pairs}');
+    PERFORM ecrm._drop_temp('{_ecrm_feat,_ecrm_pairs,_ecrm_pid,_ecrm_big,_ecrm_keys}');
     EXECUTE 'CREATE TEMP TABLE _ecrm_feat ON COMMIT DROP AS ' || ecrm._features_sql(model, source, id_expr);
     GET DIAGNOSTICS nrows = ROW_COUNT;
+    RAISE DEBUG 'ecrm: features of % rows computed at %', nrows, clock_timestamp();
     IF EXISTS (SELECT FROM pg_temp._ecrm_feat f WHERE f.id IS NULL) THEN
         RAISE EXCEPTION 'the id of every row must be a non-null integer' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- keys shared by too many rows would compare too many pairs: skip them
-    FOR i IN 1 .. nkeys LOOP
-        EXECUTE format('WITH big AS (SELECT k%1$s AS k, count(*) AS n FROM pg_temp._ecrm_feat WHERE k%1$s IS NOT NULL
-                                     GROUP BY 1 HAVING count(*) > %2$s),
-                             upd AS (UPDATE pg_temp._ecrm_feat f SET k%1$s = NULL FROM big WHERE f.k%1$s = big.k RETURNING 1)
-                        SELECT count(*) FROM big', i, model.max_block_size) INTO n;
-        IF n > 0 THEN
-            skipped := skipped || jsonb_build_object('key', i, 'values_skipped', n);
-        END IF;
-    END LOOP;
-    ANALYZE pg_temp._ecrm_feat;
+    -- the keys alone, narrow, for the joins (with statistics; analysing the features would cost more than it helps)
+    EXECUTE format('CREATE TEMP TABLE _ecrm_keys ON COMMIT DROP AS SELECT id, %s FROM pg_temp._ecrm_feat', keys);
+    ANALYZE pg_temp._ecrm_keys;
 
-    -- one branch per key; a pair found by an earlier key is not found again
-    rules := (SELECT string_agg(format('(CASE WHEN l.k%1$s = r.k%1$s THEN %2$s ELSE 0 END)', i, 1 << (i - 1)), ' | ')
+    -- key values shared by more rows than max_block_size would compare too many pairs: skip them
+    EXECUTE 'CREATE TEMP TABLE _ecrm_big ON COMMIT DROP AS '
+         || (SELECT string_agg(format('SELECT %1$s AS key, k%1$s AS val FROM pg_temp._ecrm_keys WHERE k%1$s IS NOT NULL
+                                       GROUP BY k%1$s HAVING count(*) > %2$s', i, model.max_block_size), ' UNION ALL ')
+               FROM generate_series(1, nkeys) i);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('key', b.key, 'values_skipped', b.n) ORDER BY b.key), '[]') INTO skipped
+      FROM (SELECT x.key, count(*) AS n FROM pg_temp._ecrm_big x GROUP BY x.key) b;
+    agree := ARRAY(SELECT CASE WHEN EXISTS (SELECT FROM pg_temp._ecrm_big x WHERE x.key = i)
+                               THEN format('(l.k%1$s = r.k%1$s AND l.k%1$s NOT IN (SELECT x.val FROM pg_temp._ecrm_big x WHERE x.key = %1$s))', i)
+                               ELSE format('l.k%1$s = r.k%1$s', i) END
+                     FROM generate_series(1, nkeys) i ORDER BY i);
+    rules := (SELECT string_agg(format('(CASE WHEN %s THEN %s ELSE 0 END)', agree[i], 1 << (i - 1)), ' | ')
                 FROM generate_series(1, nkeys) i);
+    RAISE DEBUG 'ecrm: blocking keys checked at %', clock_timestamp();
+
+    -- the pairs of ids: one join per key on a narrow projection; a pair found by an earlier key is not found again
     FOR i IN 1 .. nkeys LOOP
-        cond := (SELECT string_agg(format(' AND NOT coalesce(l.k%1$s = r.k%1$s, false)', j), '')
-                   FROM generate_series(1, i - 1) j);
-        parts := parts || format('SELECT l.id AS id_l, r.id AS id_r, (%s) AS rules, %s AS gamma
-                                    FROM pg_temp._ecrm_feat l JOIN pg_temp._ecrm_feat r ON l.k%s = r.k%s AND l.id < r.id
-                                   WHERE true %s',
-                                 rules, ecrm._gamma_sql(model), i, i, coalesce(cond, ''));
+        parts := parts || format('SELECT l.id AS id_l, r.id AS id_r, (%s) AS rules
+                                    FROM pg_temp._ecrm_keys l JOIN pg_temp._ecrm_keys r ON l.k%s = r.k%s AND l.id < r.id
+                                   WHERE %s %s',
+                                 rules, i, i, agree[i],
+                                 coalesce((SELECT string_agg(format(' AND NOT coalesce(%s, false)', agree[j]), '')
+                                             FROM generate_series(1, i - 1) j), ''));
     END LOOP;
-    EXECUTE 'CREATE TEMP TABLE _ecrm_pairs ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+    EXECUTE 'CREATE TEMP TABLE _ecrm_pid ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+    RAISE DEBUG 'ecrm: candidate pairs found at %', clock_timestamp();
+    -- then their comparison vectors
+    EXECUTE format('CREATE TEMP TABLE _ecrm_pairs ON COMMIT DROP AS
+                    SELECT p.id_l, p.id_r, p.rules, %s AS gamma
+                      FROM pg_temp._ecrm_pid p JOIN pg_temp._ecrm_feat l ON l.id = p.id_l JOIN pg_temp._ecrm_feat r ON r.id = p.id_r',
+                   ecrm._gamma_sql(model));
     GET DIAGNOSTICS n = ROW_COUNT;
+    RAISE DEBUG 'ecrm: % candidate pairs compared at %', n, clock_timestamp();
     RETURN jsonb_build_object('rows', nrows, 'candidate_pairs', n, 'skipped_keys', skipped);
 END
 $$;
 
 -- Estimate u from random pairs of pg_temp._ecrm_feat (a seeded sample of rows, all pairs among them).
 CREATE FUNCTION ecrm._estimate_u(model ecrm.match_model, random_pairs bigint, seed integer) RETURNS jsonb
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     nrows  bigint := (SELECT count(*) FROM pg_temp._ecrm_feat);
@@ -625,7 +639,7 @@ $$;
 -- the key involves left out (their agreement is forced by the key, so it says nothing there); each m is
 -- the mean over the sessions that did not block on its comparison.
 CREATE FUNCTION ecrm._estimate_m(model ecrm.match_model, max_iterations integer) RETURNS jsonb
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     comps    jsonb := model.comparisons;
@@ -779,7 +793,7 @@ $$;
 CREATE FUNCTION ecrm.train_match_model(model text, relation regclass DEFAULT NULL, id_column name DEFAULT NULL,
                                        random_pairs bigint DEFAULT 1000000, max_iterations integer DEFAULT 100,
                                        seed integer DEFAULT 42) RETURNS jsonb
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     mdl    ecrm.match_model := ecrm._model(model);
@@ -828,7 +842,7 @@ COMMENT ON FUNCTION ecrm.train_match_model(text, regclass, name, bigint, integer
 CREATE FUNCTION ecrm.train_match_model_labelled(model text, labels regclass, relation regclass DEFAULT NULL,
                                                 id_column name DEFAULT NULL, random_pairs bigint DEFAULT 1000000,
                                                 seed integer DEFAULT 42) RETURNS jsonb
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     mdl     ecrm.match_model := ecrm._model(model);
@@ -899,7 +913,7 @@ CREATE FUNCTION ecrm.predict_matches(model text, relation regclass DEFAULT NULL,
                                      threshold double precision DEFAULT 0.5)
     RETURNS TABLE (id_l bigint, id_r bigint, match_weight double precision, match_probability double precision,
                    gamma smallint[])
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     mdl ecrm.match_model := ecrm._model(model);
@@ -925,7 +939,7 @@ COMMENT ON FUNCTION ecrm.predict_matches(text, regclass, name, double precision)
 CREATE FUNCTION ecrm.match_clusters(model text, relation regclass DEFAULT NULL, id_column name DEFAULT NULL,
                                     threshold double precision DEFAULT 0.5)
     RETURNS TABLE (id bigint, cluster_id bigint)
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     mdl ecrm.match_model := ecrm._model(model);
@@ -995,7 +1009,7 @@ SELECT 'customer', ecrm._check_model(c, b), b, 0.00001, 0.8, 0.99, 1000,
      "m": [0.05, 0.05, 0.15, 0.75], "u": [0.93, 0.05, 0.015, 0.005]},
     {"name": "last_name", "expression": "ecrm.normalize_name(last_name)", "kind": "jaro_winkler", "thresholds": [0.92, 0.8],
      "m": [0.05, 0.05, 0.15, 0.75], "u": [0.95, 0.04, 0.007, 0.003]},
-    {"name": "email", "expression": "ecrm.normalize_email(email)", "kind": "jaro_winkler", "thresholds": [0.95],
+    {"name": "email", "expression": "ecrm.normalize_email(email)", "kind": "damerau_levenshtein", "thresholds": [1],
      "m": [0.6, 0.1, 0.3], "u": [0.9989, 0.001, 0.0001]},
     {"name": "phone", "expression": "phone", "kind": "damerau_levenshtein", "thresholds": [1],
      "m": [0.2, 0.05, 0.75], "u": [0.99989, 0.0001, 0.00001]},
@@ -1010,7 +1024,7 @@ SELECT 'customer', ecrm._check_model(c, b), b, 0.00001, 0.8, 0.99, 1000,
     {"name": "country", "expression": "country", "kind": "exact",
      "m": [0.05, 0.95], "u": [0.8, 0.2]}
   ]'::jsonb AS c,
-  '[{"key": "ecrm.soundex(ecrm.normalize_name(last_name)) || left(ecrm.normalize_name(first_name), 1)",
+  '[{"key": "ecrm.soundex(ecrm.normalize_name(last_name)) || ecrm.soundex(ecrm.normalize_name(first_name))",
      "involves": ["first_name", "last_name", "country"]},
     {"key": "ecrm.normalize_postal_code(postal_code) || left(ecrm.normalize_name(last_name), 1)",
      "involves": ["postal_code", "last_name", "city", "street", "country"]},
@@ -1994,7 +2008,7 @@ COMMENT ON FUNCTION ecrm.resolve_duplicates(bigint) IS
 CREATE FUNCTION ecrm.dedupe(merge boolean DEFAULT false, model text DEFAULT 'customer', max_cluster_size integer DEFAULT 20)
     RETURNS TABLE (run_id bigint, profiles bigint, candidate_pairs bigint, review_pairs bigint, auto_merge_pairs bigint,
                    auto_merge_clusters bigint, profiles_in_clusters bigint, merges bigint, seconds numeric)
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     mdl   ecrm.match_model := ecrm._model(model);
@@ -2027,6 +2041,7 @@ BEGIN
      WHERE ecrm.match_probability(s.w) >= mdl.review_threshold
        AND NOT EXISTS (SELECT FROM ecrm.match_candidate m WHERE m.customer_id = s.id_l AND m.other_id = s.id_r AND m.status = 'rejected');
 
+    RAISE DEBUG 'ecrm: pairs scored at %', clock_timestamp();
     -- the auto-merge list: connected components of the pairs above the auto-merge threshold;
     -- a cluster larger than max_cluster_size (a chain of doubtful links) goes to review instead
     INSERT INTO ecrm.dedupe_cluster (run_id, customer_id, cluster_id)
@@ -2038,6 +2053,7 @@ BEGIN
     SELECT count(*) INTO big FROM del;
     SELECT count(DISTINCT d.cluster_id), count(*) INTO ncl, nprof FROM ecrm.dedupe_cluster d WHERE d.run_id = rid;
 
+    RAISE DEBUG 'ecrm: clusters found at %', clock_timestamp();
     -- the review queue: pairs between the thresholds, and auto pairs of oversized clusters,
     -- unless both profiles will be merged together anyway
     INSERT INTO ecrm.match_candidate AS m (customer_id, other_id, model_id, run_id, match_weight, match_probability, gamma, found_by)
