@@ -1024,14 +1024,18 @@ SELECT 'customer', ecrm._check_model(c, b), b, 0.00001, 0.8, 0.99, 1000,
     {"name": "country", "expression": "country", "kind": "exact",
      "m": [0.05, 0.95], "u": [0.8, 0.2]}
   ]'::jsonb AS c,
-  '[{"key": "ecrm.soundex(ecrm.normalize_name(last_name)) || ecrm.soundex(ecrm.normalize_name(first_name))",
+  '[{"key": "ecrm.normalize_name(last_name) || ecrm.soundex(ecrm.normalize_name(first_name))",
      "involves": ["first_name", "last_name", "country"]},
-    {"key": "ecrm.normalize_postal_code(postal_code) || left(ecrm.normalize_name(last_name), 1)",
+    {"key": "ecrm.normalize_postal_code(postal_code) || ecrm.soundex(ecrm.normalize_name(last_name))",
      "involves": ["postal_code", "last_name", "city", "street", "country"]},
+    {"key": "ecrm.normalize_postal_code(postal_code) || ecrm.soundex(ecrm.normalize_name(first_name))",
+     "involves": ["postal_code", "first_name", "city", "street", "country"]},
     {"key": "ecrm.email_key(email)", "involves": ["email", "first_name", "last_name", "country"]},
     {"key": "phone", "involves": ["phone", "country"]},
     {"key": "(birth_date - DATE ''1900-01-01'')::text || ecrm.soundex(ecrm.normalize_name(first_name))",
-     "involves": ["birth_date", "first_name", "country"]}]'::jsonb AS b) d;
+     "involves": ["birth_date", "first_name", "country"]},
+    {"key": "(birth_date - DATE ''1900-01-01'')::text || ecrm.soundex(ecrm.normalize_name(last_name))",
+     "involves": ["birth_date", "last_name", "country"]}]'::jsonb AS b) d;
 
 -- (Re)create the expression indexes on the active profiles that make the candidates of one profile an index lookup.
 CREATE FUNCTION ecrm.create_blocking_indexes() RETURNS integer

@@ -19,7 +19,7 @@ SELECT is((SELECT on_erase FROM ecrm.customer_table WHERE relid = 'ecrm.merge_ev
 SELECT is((SELECT on_merge FROM ecrm.customer_table WHERE relid = 'ecrm.merge_image'::regclass), 'repoint', 'the ledger follows later merges');
 SELECT ok((SELECT 'ecrm.merge_image'::regclass::oid = ANY (extconfig) FROM pg_extension WHERE extname = 'ecrm'), 'pg_dump keeps the ledger');
 SELECT ok((SELECT 'ecrm.match_candidate'::regclass::oid = ANY (extconfig) FROM pg_extension WHERE extname = 'ecrm'), 'pg_dump keeps review decisions');
-SELECT is((SELECT count(*)::int FROM pg_indexes WHERE schemaname = 'ecrm' AND indexname LIKE 'customer_profile_match_key%'), 5,
+SELECT is((SELECT count(*)::int FROM pg_indexes WHERE schemaname = 'ecrm' AND indexname LIKE 'customer_profile_match_key%'), 7,
           'one index per blocking key of the customer model');
 
 -- privileges
