@@ -475,16 +475,18 @@ CREATE FUNCTION ecrm._weights(comparisons jsonb) RETURNS double precision[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
     RETURN ecrm.level_weights(ecrm._mu_matrix(comparisons, 'm'), ecrm._mu_matrix(comparisons, 'u'));
 
--- SQL that computes the features (c1..cn) and blocking keys (k1..kn) of every row of a source.
-CREATE FUNCTION ecrm._features_sql(model ecrm.match_model, source text, id_expr text) RETURNS text
+-- SQL that computes the features (c1..cn) and blocking keys (k1..kn) of every row of a source;
+-- with_keys false leaves out the keys, keys_only true the features.
+CREATE FUNCTION ecrm._features_sql(model ecrm.match_model, source text, id_expr text, with_keys boolean DEFAULT true,
+                                   keys_only boolean DEFAULT false) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
-    SELECT format('SELECT (%s)::bigint AS id, %s, %s FROM %s',
+    SELECT format('SELECT (%s)::bigint AS id%s%s FROM %s',
                   id_expr,
-                  (SELECT string_agg(format('(%s) AS c%s', c ->> 'expression', i), ', ' ORDER BY i)
-                     FROM jsonb_array_elements(model.comparisons) WITH ORDINALITY x(c, i)),
-                  (SELECT string_agg(format('(%s)::text AS k%s', ecrm._blocking_key(b), i), ', ' ORDER BY i)
-                     FROM jsonb_array_elements(model.blocking) WITH ORDINALITY x(b, i)),
+                  CASE WHEN NOT keys_only THEN ', ' || (SELECT string_agg(format('(%s) AS c%s', c ->> 'expression', i), ', ' ORDER BY i)
+                                                         FROM jsonb_array_elements(model.comparisons) WITH ORDINALITY x(c, i)) ELSE '' END,
+                  CASE WHEN with_keys OR keys_only THEN ', ' || (SELECT string_agg(format('(%s)::text AS k%s', ecrm._blocking_key(b), i), ', ' ORDER BY i)
+                                                                  FROM jsonb_array_elements(model.blocking) WITH ORDINALITY x(b, i)) ELSE '' END,
                   source)
 $$;
 
@@ -530,58 +532,68 @@ END
 $$;
 
 -- Build a features table and the candidate pairs of a model over a source, with their comparison vectors.
--- Leaves pg_temp._ecrm_feat (id, c1.., k1..) and pg_temp._ecrm_pairs (id_l, id_r, rules, gamma), where
--- rules has bit i - 1 set when key i agrees; returns statistics.
+-- Leaves pg_temp._ecrm_feat (id, c1..), pg_temp._ecrm_keys (id, k1..) and pg_temp._ecrm_pairs
+-- (id_l, id_r, rules, gamma), where rules has bit i - 1 set when key i agrees; returns statistics.
 CREATE FUNCTION ecrm._build_pairs(model ecrm.match_model, source text, id_expr text) RETURNS jsonb
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS
 $$
 DECLARE
     nkeys   int := jsonb_array_length(model.blocking);
-    keys    text := (SELECT string_agg('k' || i, ', ') FROM generate_series(1, nkeys) i);
-    -- a key agrees when it is equal and not one of the oversized values
     agree   text[];
-    rules   text;
     parts   text[] := '{}';
     skipped jsonb;
     n       bigint;
     nrows   bigint;
 BEGIN
-    PERFORM ecrm._drop_temp('{_ecrm_feat,_ecrm_pairs,_ecrm_pid,_ecrm_big,_ecrm_keys}');
-    EXECUTE 'CREATE TEMP TABLE _ecrm_feat ON COMMIT DROP AS ' || ecrm._features_sql(model, source, id_expr);
+    PERFORM ecrm._drop_temp('{_ecrm_feat,_ecrm_keys,_ecrm_pairs,_ecrm_pid,_ecrm_big}');
+    -- features and keys in two narrow tables: the joins read only the keys
+    EXECUTE 'CREATE TEMP TABLE _ecrm_feat ON COMMIT DROP AS ' || ecrm._features_sql(model, source, id_expr, false);
     GET DIAGNOSTICS nrows = ROW_COUNT;
+    EXECUTE 'CREATE TEMP TABLE _ecrm_keys ON COMMIT DROP AS ' || ecrm._features_sql(model, source, id_expr, true, true);
     RAISE DEBUG 'ecrm: features of % rows computed at %', nrows, clock_timestamp();
-    IF EXISTS (SELECT FROM pg_temp._ecrm_feat f WHERE f.id IS NULL) THEN
+    IF EXISTS (SELECT FROM pg_temp._ecrm_keys f WHERE f.id IS NULL) THEN
         RAISE EXCEPTION 'the id of every row must be a non-null integer' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- the keys alone, narrow, for the joins (with statistics; analysing the features would cost more than it helps)
-    EXECUTE format('CREATE TEMP TABLE _ecrm_keys ON COMMIT DROP AS SELECT id, %s FROM pg_temp._ecrm_feat', keys);
-    ANALYZE pg_temp._ecrm_keys;
 
-    -- key values shared by more rows than max_block_size would compare too many pairs: skip them
-    EXECUTE 'CREATE TEMP TABLE _ecrm_big ON COMMIT DROP AS '
-         || (SELECT string_agg(format('SELECT %1$s AS key, k%1$s AS val FROM pg_temp._ecrm_keys WHERE k%1$s IS NOT NULL
-                                       GROUP BY k%1$s HAVING count(*) > %2$s', i, model.max_block_size), ' UNION ALL ')
-               FROM generate_series(1, nkeys) i);
+    -- Key values shared by more rows than max_block_size would compare too many pairs: skip them.
+    -- Such values are among the most common values ANALYZE finds (a large sample per key); their
+    -- counts are then checked exactly in one pass.
+    FOR i IN 1 .. nkeys LOOP
+        EXECUTE format('ALTER TABLE pg_temp._ecrm_keys ALTER COLUMN k%s SET STATISTICS 1000', i);
+    END LOOP;
+    ANALYZE pg_temp._ecrm_keys;
+    CREATE TEMP TABLE _ecrm_big ON COMMIT DROP AS
+    SELECT substr(s.attname, 2)::int AS key, v.val
+      FROM pg_stats s,
+           LATERAL (SELECT x::text AS val, f FROM unnest(s.most_common_vals::text::text[], s.most_common_freqs) y(x, f)) v
+     WHERE s.schemaname = (SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema())
+       AND s.tablename = '_ecrm_keys' AND s.attname ~ '^k[0-9]+$'
+       AND v.f * nrows > model.max_block_size / 2.0;
+    IF EXISTS (SELECT FROM pg_temp._ecrm_big) THEN
+        EXECUTE format('CREATE TEMP TABLE _ecrm_bigcount ON COMMIT DROP AS
+                        SELECT b.key, b.val, count(*) AS n FROM pg_temp._ecrm_keys f, LATERAL (VALUES %s) v(key, val)
+                          JOIN pg_temp._ecrm_big b ON b.key = v.key AND b.val = v.val
+                         GROUP BY b.key, b.val',
+                       (SELECT string_agg(format('(%s, f.k%s)', i, i), ', ') FROM generate_series(1, nkeys) i));
+        DELETE FROM pg_temp._ecrm_big b
+         WHERE NOT EXISTS (SELECT FROM pg_temp._ecrm_bigcount c WHERE c.key = b.key AND c.val = b.val AND c.n > model.max_block_size);
+        DROP TABLE pg_temp._ecrm_bigcount;
+    END IF;
     SELECT coalesce(jsonb_agg(jsonb_build_object('key', b.key, 'values_skipped', b.n) ORDER BY b.key), '[]') INTO skipped
       FROM (SELECT x.key, count(*) AS n FROM pg_temp._ecrm_big x GROUP BY x.key) b;
-    agree := ARRAY(SELECT CASE WHEN EXISTS (SELECT FROM pg_temp._ecrm_big x WHERE x.key = i)
-                               THEN format('(l.k%1$s = r.k%1$s AND l.k%1$s NOT IN (SELECT x.val FROM pg_temp._ecrm_big x WHERE x.key = %1$s))', i)
-                               ELSE format('l.k%1$s = r.k%1$s', i) END
-                     FROM generate_series(1, nkeys) i ORDER BY i);
-    rules := (SELECT string_agg(format('(CASE WHEN %s THEN %s ELSE 0 END)', agree[i], 1 << (i - 1)), ' | ')
-                FROM generate_series(1, nkeys) i);
     RAISE DEBUG 'ecrm: blocking keys checked at %', clock_timestamp();
 
-    -- the pairs of ids: one join per key on a narrow projection; a pair found by an earlier key is not found again
+    -- the pairs of ids: one join per key on (id, key); rules collects the keys that found a pair
     FOR i IN 1 .. nkeys LOOP
-        parts := parts || format('SELECT l.id AS id_l, r.id AS id_r, (%s) AS rules
-                                    FROM pg_temp._ecrm_keys l JOIN pg_temp._ecrm_keys r ON l.k%s = r.k%s AND l.id < r.id
-                                   WHERE %s %s',
-                                 rules, i, i, agree[i],
-                                 coalesce((SELECT string_agg(format(' AND NOT coalesce(%s, false)', agree[j]), '')
-                                             FROM generate_series(1, i - 1) j), ''));
+        parts := parts || format('SELECT l.id AS id_l, r.id AS id_r, %s AS bit FROM pg_temp._ecrm_keys l
+                                    JOIN pg_temp._ecrm_keys r ON l.k%s = r.k%s AND l.id < r.id %s',
+                                 1 << (i - 1), i, i,
+                                 CASE WHEN EXISTS (SELECT FROM pg_temp._ecrm_big x WHERE x.key = i)
+                                      THEN format('WHERE l.k%1$s NOT IN (SELECT x.val FROM pg_temp._ecrm_big x WHERE x.key = %1$s)', i)
+                                      ELSE '' END);
     END LOOP;
-    EXECUTE 'CREATE TEMP TABLE _ecrm_pid ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+    EXECUTE 'CREATE TEMP TABLE _ecrm_pid ON COMMIT DROP AS SELECT id_l, id_r, bit_or(bit) AS rules FROM ('
+            || array_to_string(parts, ' UNION ALL ') || ') u GROUP BY id_l, id_r';
     RAISE DEBUG 'ecrm: candidate pairs found at %', clock_timestamp();
     -- then their comparison vectors
     EXECUTE format('CREATE TEMP TABLE _ecrm_pairs ON COMMIT DROP AS
@@ -1857,8 +1869,10 @@ BEGIN
         RETURN;
     END IF;
     -- one index scan per key (the expressions are those of ecrm.create_blocking_indexes)
-    EXECUTE format('SELECT array_agg(c.customer_id) FROM (SELECT p.customer_id FROM ecrm.customer_profile p
-                     WHERE p.status = ''active'' AND p.customer_id IS DISTINCT FROM $1 AND (%s) LIMIT $3) c',
+    -- (a materialized CTE is planned for all its rows: a LIMIT inside would tempt the planner to scan the table)
+    EXECUTE format('WITH c AS MATERIALIZED (SELECT p.customer_id FROM ecrm.customer_profile p
+                     WHERE p.status = ''active'' AND p.customer_id IS DISTINCT FROM $1 AND (%s))
+                    SELECT array_agg(x.customer_id) FROM (SELECT c.customer_id FROM c ORDER BY c.customer_id LIMIT $3) x',
                    (SELECT string_agg(format('((%s))::text = $2[%s]', ecrm._blocking_key(mdl.blocking -> (i - 1)), i), ' OR ')
                       FROM generate_series(1, nkeys) i))
         INTO cands USING probe_id, keys, max_candidates;
@@ -2048,23 +2062,27 @@ BEGIN
     RAISE DEBUG 'ecrm: pairs scored at %', clock_timestamp();
     -- the auto-merge list: connected components of the pairs above the auto-merge threshold;
     -- a cluster larger than max_cluster_size (a chain of doubtful links) goes to review instead
-    INSERT INTO ecrm.dedupe_cluster (run_id, customer_id, cluster_id)
-    SELECT rid, c.node, c.component
+    PERFORM ecrm._drop_temp('{_ecrm_cluster}');
+    CREATE TEMP TABLE _ecrm_cluster ON COMMIT DROP AS
+    SELECT c.node AS customer_id, c.component AS cluster_id
       FROM ecrm.components((SELECT ecrm.connected_components(s.id_l, s.id_r) FROM pg_temp._ecrm_scored s
                              WHERE s.p >= mdl.auto_merge_threshold)) c;
-    WITH big AS (SELECT d.cluster_id FROM ecrm.dedupe_cluster d WHERE d.run_id = rid GROUP BY 1 HAVING count(*) > max_cluster_size),
-         del AS (DELETE FROM ecrm.dedupe_cluster d USING big WHERE d.run_id = rid AND d.cluster_id = big.cluster_id RETURNING 1)
+    WITH big AS (SELECT c.cluster_id FROM pg_temp._ecrm_cluster c GROUP BY 1 HAVING count(*) > max_cluster_size),
+         del AS (DELETE FROM pg_temp._ecrm_cluster c USING big WHERE c.cluster_id = big.cluster_id RETURNING 1)
     SELECT count(*) INTO big FROM del;
-    SELECT count(DISTINCT d.cluster_id), count(*) INTO ncl, nprof FROM ecrm.dedupe_cluster d WHERE d.run_id = rid;
-
+    ANALYZE pg_temp._ecrm_cluster;
+    INSERT INTO ecrm.dedupe_cluster (run_id, customer_id, cluster_id) SELECT rid, c.customer_id, c.cluster_id FROM pg_temp._ecrm_cluster c;
+    SELECT count(DISTINCT c.cluster_id), count(*) INTO ncl, nprof FROM pg_temp._ecrm_cluster c;
     RAISE DEBUG 'ecrm: clusters found at %', clock_timestamp();
+
     -- the review queue: pairs between the thresholds, and auto pairs of oversized clusters,
     -- unless both profiles will be merged together anyway
     INSERT INTO ecrm.match_candidate AS m (customer_id, other_id, model_id, run_id, match_weight, match_probability, gamma, found_by)
     SELECT s.id_l, s.id_r, mdl.model_id, rid, s.w, s.p, s.gamma, 'dedupe'
       FROM pg_temp._ecrm_scored s
-     WHERE NOT EXISTS (SELECT FROM ecrm.dedupe_cluster a JOIN ecrm.dedupe_cluster b ON b.run_id = a.run_id AND b.cluster_id = a.cluster_id
-                        WHERE a.run_id = rid AND a.customer_id = s.id_l AND b.customer_id = s.id_r)
+      LEFT JOIN pg_temp._ecrm_cluster a ON a.customer_id = s.id_l
+      LEFT JOIN pg_temp._ecrm_cluster b ON b.customer_id = s.id_r
+     WHERE a.cluster_id IS NULL OR b.cluster_id IS NULL OR a.cluster_id <> b.cluster_id
     ON CONFLICT ON CONSTRAINT match_candidate_pair_key DO UPDATE
         SET match_weight = EXCLUDED.match_weight, match_probability = EXCLUDED.match_probability, gamma = EXCLUDED.gamma,
             run_id = EXCLUDED.run_id
@@ -2284,7 +2302,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm.model_weights(text),
     -- internal helpers the functions above call as the invoking role
     ecrm._model(text), ecrm._check_max_candidates(integer), ecrm._score_probe(ecrm.match_model, jsonb, bigint, integer),
-    ecrm._features_sql(ecrm.match_model, text, text), ecrm._gamma_sql(ecrm.match_model, text, text),
+    ecrm._features_sql(ecrm.match_model, text, text, boolean, boolean), ecrm._gamma_sql(ecrm.match_model, text, text),
     ecrm._weights(jsonb), ecrm._mu_matrix(jsonb, text), ecrm._blocking_key(jsonb), ecrm._level_label(text, jsonb, integer, integer),
     ecrm._survivorship(jsonb)
    TO ecrm_agent;

@@ -1,7 +1,8 @@
 -- Resolving one new profile against the CRM: latency of ecrm.find_matches (candidates through the
 -- blocking-key indexes, scored) and of ecrm.upsert_customer with real-time resolution (write, resolve,
--- merge when sure), one call at a time.  psql script over a database filled by matching_gen.sql;
--- variable probes (default 1000): half are typo'd copies of existing people, half are new people.
+-- merge when sure), one call at a time.  psql script over a throwaway database filled by matching_gen.sql
+-- (the upserted probes stay in it);
+-- variable probes (default 1000): half are typo'd copies of existing people, half are new, unrelated people.
 \if :{?probes}
 \else
 \set probes 1000
@@ -18,9 +19,11 @@ SELECT row_number() OVER () AS n, doc
           FROM (SELECT c.*, row_number() OVER () AS k FROM ecrm.customer_profile c TABLESAMPLE BERNOULLI (1) REPEATABLE (7)
                  WHERE c.status = 'active' LIMIT :probes / 2) p
         UNION ALL
-        SELECT jsonb_build_object('first_name', 'Newperson' || g, 'last_name', 'Nobody' || (g * 7919 % 1000),
-                                  'birth_date', date '1960-01-01' + g, 'postal_code', lpad((g * 37 % 99999)::text, 5, '0'),
-                                  'city', 'Newtown', 'country', 'GB', 'email', 'new' || g || '@example.net')
+        SELECT jsonb_build_object('first_name', (ARRAY['Aino','Bodil','Cosimo','Dagny','Eamon','Fenna','Gunnar','Hester','Ilse','Joost'])[1 + g % 10],
+                                  'last_name', initcap(substr(md5('last' || g), 1, 3) || (ARRAY['quist','vanger','holm','dottir','escu','opoulos'])[1 + g % 6]),
+                                  'birth_date', date '1940-01-01' + (hashint4(g) & 32767) % 23000,
+                                  'postal_code', lpad(((hashint4(g + 7) & 2147483647) % 100000)::text, 5, '0'),
+                                  'city', 'Newtown', 'country', 'GB', 'email', substr(md5('mail' || g), 1, 10) || '@example.net')
           FROM generate_series(1, :probes - :probes / 2) g) x;
 CREATE TEMP TABLE lat (what text, n bigint, ms double precision, found int);
 -- warm-up: plans and caches of one session
@@ -38,8 +41,8 @@ BEGIN
     END LOOP;
 END
 $$;
-BEGIN;
-SET LOCAL ecrm.realtime_resolution = 'merge';
+-- (the upserts are kept: the benchmark database is a throwaway one)
+SET ecrm.realtime_resolution = 'merge';
 DO $$
 DECLARE
     r  record;
@@ -55,7 +58,6 @@ BEGIN
 END
 $$;
 CREATE TEMP TABLE lat_keep AS SELECT * FROM lat;
-ROLLBACK;
 \set QUIET off
 \pset footer off
 \echo
