@@ -288,7 +288,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ecrm.upsert_customer(jsonb) IS
-    'Create or update a customer from a JSON object. The customer is found by "customer_id", else by any of its identities (email, phone, external_id, identities[]); email and phone are normalised and attached as identities. Returns the customer id';
+    'Create or update a customer from a JSON object. The customer is found by "customer_id", else by any of its identities (email, phone, external_id, identities[]); email and phone are normalised and attached as identities; then the profile is resolved against the others (ecrm.resolve_duplicates, by ecrm.realtime_resolution). Returns the customer id, that of the survivor when it was merged';
 
 CREATE FUNCTION ecrm.upsert_product(sku text, name text, category text DEFAULT NULL, price numeric DEFAULT NULL,
                                     available boolean DEFAULT true, attributes jsonb DEFAULT '{}') RETURNS bigint

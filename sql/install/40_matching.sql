@@ -418,10 +418,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM ecrm._check_thresholds(review_threshold, auto_merge_threshold);
-    IF max_block_size IS NULL OR max_block_size NOT BETWEEN 2 AND 1000000 THEN
-        RAISE EXCEPTION 'max_block_size must be between 2 and 1000000, not %', coalesce(max_block_size::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM ecrm._check_between(max_block_size, 2, 1000000, 'max_block_size');
     INSERT INTO ecrm.match_model AS m (name, comparisons, blocking, prior, review_threshold, auto_merge_threshold,
                                        max_block_size, description)
     VALUES (create_match_model.name, ecrm._check_model(comparisons, blocking), blocking, prior, review_threshold,
@@ -787,19 +784,23 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION ecrm._check_training_args(random_pairs bigint, max_iterations integer) RETURNS void
+-- An integer argument within bounds, or an error that names it.
+CREATE FUNCTION ecrm._check_between(value bigint, lo bigint, hi bigint, what text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
-    IF random_pairs IS NULL OR random_pairs NOT BETWEEN 1000 AND 100000000 THEN
-        RAISE EXCEPTION 'random_pairs must be between 1000 and 100000000, not %', coalesce(random_pairs::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF max_iterations IS NULL OR max_iterations NOT BETWEEN 1 AND 10000 THEN
-        RAISE EXCEPTION 'max_iterations must be between 1 and 10000, not %', coalesce(max_iterations::text, 'NULL')
+    IF value IS NULL OR value NOT BETWEEN lo AND hi THEN
+        RAISE EXCEPTION '% must be between % and %, not %', what, lo, hi, coalesce(value::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 END
+$$;
+
+CREATE FUNCTION ecrm._check_training_args(random_pairs bigint, max_iterations integer) RETURNS void
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
+$$
+    SELECT ecrm._check_between(random_pairs, 1000, 100000000, 'random_pairs');
+    SELECT ecrm._check_between(max_iterations, 1, 10000, 'max_iterations');
 $$;
 
 CREATE FUNCTION ecrm.train_match_model(model text, relation regclass DEFAULT NULL, id_column name DEFAULT NULL,
@@ -1892,15 +1893,8 @@ END
 $$;
 
 CREATE FUNCTION ecrm._check_max_candidates(max_candidates integer) RETURNS void
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
-$$
-BEGIN
-    IF max_candidates IS NULL OR max_candidates NOT BETWEEN 1 AND 10000 THEN
-        RAISE EXCEPTION 'max_candidates must be between 1 and 10000, not %', coalesce(max_candidates::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-END
-$$;
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+    RETURN ecrm._check_between(max_candidates, 1, 10000, 'max_candidates');
 
 CREATE FUNCTION ecrm.match_candidates(customer_id bigint, max_candidates integer DEFAULT 100)
     RETURNS TABLE (other_id bigint, match_weight double precision, match_probability double precision, gamma smallint[])
@@ -2041,10 +2035,7 @@ DECLARE
     big   bigint;
     nm    bigint := 0;
 BEGIN
-    IF max_cluster_size IS NULL OR max_cluster_size NOT BETWEEN 2 AND 1000 THEN
-        RAISE EXCEPTION 'max_cluster_size must be between 2 and 1000, not %', coalesce(max_cluster_size::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM ecrm._check_between(max_cluster_size, 2, 1000, 'max_cluster_size');
     IF merge IS NULL THEN
         RAISE EXCEPTION 'merge must be true or false, not null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -2301,7 +2292,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm.unmerge(bigint, boolean), ecrm.decide_match(bigint, text, bigint), ecrm.explain_gamma(text, smallint[]),
     ecrm.model_weights(text),
     -- internal helpers the functions above call as the invoking role
-    ecrm._model(text), ecrm._check_max_candidates(integer), ecrm._score_probe(ecrm.match_model, jsonb, bigint, integer),
+    ecrm._model(text), ecrm._check_max_candidates(integer), ecrm._check_between(bigint, bigint, bigint, text), ecrm._score_probe(ecrm.match_model, jsonb, bigint, integer),
     ecrm._features_sql(ecrm.match_model, text, text, boolean, boolean), ecrm._gamma_sql(ecrm.match_model, text, text),
     ecrm._weights(jsonb), ecrm._mu_matrix(jsonb, text), ecrm._blocking_key(jsonb), ecrm._level_label(text, jsonb, integer, integer),
     ecrm._survivorship(jsonb)

@@ -50,9 +50,13 @@ echo "generated in $(echo "$(date +%s.%N) - $start" | bc) s"
 echo
 echo "== dedupe of every profile (ecrm.dedupe: features, blocking, comparison, scores, clusters, review queue)"
 cat > /tmp/ecrm-bench-dedupe.$$.sql <<'EOF'
+\pset tuples_only on
+\pset format unaligned
 \o /tmp/ecrm-bench-pid
 SELECT pg_backend_pid();
 \o
+\pset tuples_only off
+\pset format aligned
 SELECT temp_bytes AS temp0 FROM pg_stat_database WHERE datname = current_database() \gset
 SET client_min_messages = debug1;
 SELECT * FROM ecrm.dedupe();
@@ -76,7 +80,7 @@ rm -f /tmp/ecrm-bench-dedupe.$$.sql /tmp/ecrm-bench-dedupe.$$.out /tmp/ecrm-benc
 psql -X -d bench_dedupe <<'EOF'
 \pset footer off
 \echo
-\echo == accuracy of the dedupe against the generator's truth (pairs of profiles of one person)
+\echo == accuracy of the dedupe against the truth of the generator (pairs of profiles of one person)
 CREATE TEMP TABLE truth AS
 SELECT a.customer_id AS id_l, b.customer_id AS id_r FROM ecrm.customer_profile a
   JOIN ecrm.customer_profile b ON a.attributes ->> 'person' = b.attributes ->> 'person' AND a.customer_id < b.customer_id;

@@ -66,6 +66,15 @@ SELECT * FROM ecrm.predict_matches('people', NULL);
 SELECT * FROM ecrm.predict_matches('people', 'people', 'id', 1.5);
 SELECT * FROM ecrm.train_match_model('people', 'people', 'id', random_pairs => 10);
 SELECT * FROM ecrm.train_match_model_labelled('people', 'people', 'people', 'id');
+-- a blocking key value shared by more rows than max_block_size is skipped (and reported), the others still work
+SELECT ecrm.create_match_model('people_small_blocks',
+    '[{"name": "given", "expression": "given", "kind": "exact"}, {"name": "born", "expression": "born", "kind": "date"}]',
+    '["given", "zip"]', max_block_size => 20) > 0 AS created;
+SELECT t -> 'skipped_keys' AS skipped_keys, t ->> 'candidate_pairs' AS candidate_pairs
+  FROM ecrm.train_match_model('people_small_blocks', 'people', 'id', random_pairs => 20000) t;
+SELECT count(*) AS pairs, count(*) FILTER (WHERE a.given = b.given) AS same_given
+  FROM ecrm.predict_matches('people_small_blocks', 'people', 'id', 0) p JOIN people a ON a.id = p.id_l JOIN people b ON b.id = p.id_r;
+SELECT ecrm.drop_match_model('people_small_blocks');
 SELECT ecrm.drop_match_model('people');
 
 -- The CRM: a small demo shop with duplicates whose truth is attributes->>'demo_person'
