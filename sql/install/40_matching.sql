@@ -1416,6 +1416,8 @@ DECLARE
     lc_before  bigint;
     reason     text := coalesce(current_setting('ecrm.lifecycle_reason', true), '');
 BEGIN
+    -- the planner must know how small the map is (else it scans every profile to join two)
+    ANALYZE pg_temp._ecrm_merge_map;
     -- Lock every profile in id order (two merges never wait on each other in a cycle), then check
     -- that none was merged or erased while we waited.
     FOR r IN SELECT p.customer_id, p.status, p.merged_into FROM ecrm.customer_profile p
@@ -1431,6 +1433,7 @@ BEGIN
 
     PERFORM ecrm._drop_temp('{_ecrm_golden,_ecrm_consent}');
     EXECUTE 'CREATE TEMP TABLE _ecrm_golden ON COMMIT DROP AS ' || ecrm._golden_sql(_merge_apply.survivorship);
+    ANALYZE pg_temp._ecrm_golden;
 
     -- consent in force per profile and purpose before the merge
     CREATE TEMP TABLE _ecrm_consent ON COMMIT DROP AS
@@ -1885,8 +1888,8 @@ BEGIN
          SELECT s.id, s.w, ecrm.match_probability(s.w), s.gamma
            FROM (SELECT r.id, ecrm.match_weight(%s, $3, $4) AS w, %s AS gamma FROM l, r) s
           ORDER BY 3 DESC, 1',
-        ecrm._features_sql(mdl, '(SELECT * FROM jsonb_populate_record(NULL::ecrm.customer_profile, $1)) src', 'coalesce(src.customer_id, -1)'),
-        ecrm._features_sql(mdl, '(SELECT * FROM ecrm.customer_profile WHERE customer_id = ANY ($2)) src', 'src.customer_id'),
+        ecrm._features_sql(mdl, '(SELECT * FROM jsonb_populate_record(NULL::ecrm.customer_profile, $1)) src', 'coalesce(src.customer_id, -1)', false),
+        ecrm._features_sql(mdl, '(SELECT * FROM ecrm.customer_profile WHERE customer_id = ANY ($2)) src', 'src.customer_id', false),
         ecrm._gamma_sql(mdl), ecrm._gamma_sql(mdl))
         USING probe, cands, w, mdl.prior;
 END
