@@ -16,6 +16,14 @@ char	   *ecrm_lead_score_model = NULL;
 char	   *ecrm_conversion_model = NULL;
 bool		ecrm_score_on_write = true;
 char	   *ecrm_pseudonym_key = NULL;
+int			ecrm_realtime_resolution = ECRM_RESOLVE_MERGE;
+
+static const struct config_enum_entry realtime_resolution_options[] = {
+	{"off", ECRM_RESOLVE_OFF, false},
+	{"review", ECRM_RESOLVE_REVIEW, false},
+	{"merge", ECRM_RESOLVE_MERGE, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -142,6 +150,16 @@ _PG_init(void)
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   CheckPseudonymKey, NULL, NULL);
+
+	DefineCustomEnumVariable("ecrm.realtime_resolution",
+							 "What ecrm.upsert_customer does with a profile that looks like an existing one.",
+							 "off: nothing; review: queue likely duplicates for review; merge: also merge a profile above the auto-merge threshold of the customer model.",
+							 &ecrm_realtime_resolution,
+							 ECRM_RESOLVE_MERGE,
+							 realtime_resolution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

@@ -22,6 +22,12 @@ extern char *ecrm_lead_score_model;
 extern char *ecrm_conversion_model;
 extern bool ecrm_score_on_write;
 extern char *ecrm_pseudonym_key;
+extern int	ecrm_realtime_resolution;
+
+/* values of ecrm.realtime_resolution */
+#define ECRM_RESOLVE_OFF	0
+#define ECRM_RESOLVE_REVIEW	1
+#define ECRM_RESOLVE_MERGE	2
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones

@@ -523,3 +523,40 @@ ecrm_country_calling_code(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(cc));
 }
+
+/*
+ * Blocking key of an email address: the letters of its local part, without
+ * digits, punctuation or a +tag ("John.Smith84+shop@x.com" -> "johnsmith"),
+ * so that addresses one person made at different times meet.  NULL for a
+ * text that is not an email address or a key shorter than 3 letters (such
+ * keys would put unrelated people together).
+ */
+PG_FUNCTION_INFO_V1(ecrm_email_key);
+Datum
+ecrm_email_key(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	char	   *e;
+	char	   *w;
+	int			n = 0;
+
+	EcrmCheckFieldLength(t, "email");
+	e = EcrmNormalizeEmail(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	if (e == NULL)
+		PG_RETURN_NULL();
+	w = e;
+	for (char *r = e; *r && *r != '@' && *r != '+'; r++)
+	{
+		unsigned char c = (unsigned char) *r;
+
+		if ((c >= 'a' && c <= 'z') || c >= 0x80)
+		{
+			*w++ = c;
+			n++;
+		}
+	}
+	*w = '\0';
+	if (n < 3)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(e));
+}

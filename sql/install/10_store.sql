@@ -340,11 +340,16 @@ CREATE FUNCTION ecrm._restoring() RETURNS boolean
     RETURN pg_catalog.current_setting('ecrm.restoring', true) IN ('on', 'true')
         OR pg_catalog.current_setting('check_function_bodies') = 'off';
 
+-- Not touched: a row whose statement set updated_at itself (an unmerge restores the time before the merge),
+-- and a row of which nothing but the customer changed (a merge re-points it; that is no edit of it).
 CREATE FUNCTION ecrm._touch_updated_at() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
-    NEW.updated_at := now();
+    IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at
+       AND to_jsonb(NEW) - 'customer_id' - 'updated_at' IS DISTINCT FROM to_jsonb(OLD) - 'customer_id' - 'updated_at' THEN
+        NEW.updated_at := now();
+    END IF;
     RETURN NEW;
 END
 $$;
@@ -408,25 +413,41 @@ COMMENT ON FUNCTION ecrm.resolve_customer(bigint) IS
     'The customer id a (possibly merged) id stands for now: merged profiles resolve to their survivor; NULL for an unknown id';
 
 -- Like resolve_customer, but an unknown or erased customer is an error; used by the API.
+-- Volatile: it locks the live profile (FOR KEY SHARE), so a concurrent merge either commits first and the id
+-- is followed to its survivor, or waits until this transaction's rows exist and re-points them too.
 CREATE FUNCTION ecrm._live_customer(customer_id bigint, field text DEFAULT 'customer_id') RETURNS bigint
-    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    id bigint;
+    id   bigint := _live_customer.customer_id;
+    st   ecrm.customer_status;
+    nxt  bigint;
+    hops int := 0;
 BEGIN
-    IF _live_customer.customer_id IS NULL THEN
+    IF id IS NULL THEN
         RAISE EXCEPTION '% must not be null', field USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    id := ecrm.resolve_customer(_live_customer.customer_id);
-    IF id IS NULL THEN
-        RAISE EXCEPTION 'customer % does not exist', _live_customer.customer_id
-            USING ERRCODE = 'foreign_key_violation', DETAIL = format('No profile has %s = %s.', field, _live_customer.customer_id);
-    END IF;
-    IF EXISTS (SELECT FROM ecrm.customer_profile p WHERE p.customer_id = id AND p.status = 'erased') THEN
-        RAISE EXCEPTION 'customer % has been erased', _live_customer.customer_id
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Erased customers cannot receive new data.';
-    END IF;
-    RETURN id;
+    LOOP
+        SELECT p.status, p.merged_into INTO st, nxt
+          FROM ecrm.customer_profile p WHERE p.customer_id = id FOR KEY SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'customer % does not exist', _live_customer.customer_id
+                USING ERRCODE = 'foreign_key_violation', DETAIL = format('No profile has %s = %s.', field, _live_customer.customer_id);
+        END IF;
+        IF st = 'erased' THEN
+            RAISE EXCEPTION 'customer % has been erased', _live_customer.customer_id
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Erased customers cannot receive new data.';
+        END IF;
+        IF st <> 'merged' THEN
+            RETURN id;
+        END IF;
+        hops := hops + 1;
+        IF hops > 1000 THEN
+            RAISE EXCEPTION 'merge chain of customer % is longer than 1000 profiles', _live_customer.customer_id
+                USING ERRCODE = 'data_corrupted';
+        END IF;
+        id := nxt;
+    END LOOP;
 END
 $$;
 

@@ -283,11 +283,12 @@ BEGIN
     PERFORM ecrm._attach_identity(target, (e ->> 'kind')::ecrm.identity_kind, e ->> 'namespace', e ->> 'value',
                                   e ->> 'raw', v_source)
        FROM jsonb_array_elements(idents) e;
-    RETURN target;
+    -- real-time identity resolution (40_matching.sql): may merge into an existing profile
+    RETURN ecrm.resolve_duplicates(target);
 END
 $$;
 COMMENT ON FUNCTION ecrm.upsert_customer(jsonb) IS
-    'Create or update a customer from a JSON object. The customer is found by "customer_id", else by any of its identities (email, phone, external_id, identities[]); email and phone are normalised and attached as identities. Returns the customer id';
+    'Create or update a customer from a JSON object. The customer is found by "customer_id", else by any of its identities (email, phone, external_id, identities[]); email and phone are normalised and attached as identities; then the profile is resolved against the others (ecrm.resolve_duplicates, by ecrm.realtime_resolution). Returns the customer id, that of the survivor when it was merged';
 
 CREATE FUNCTION ecrm.upsert_product(sku text, name text, category text DEFAULT NULL, price numeric DEFAULT NULL,
                                     available boolean DEFAULT true, attributes jsonb DEFAULT '{}') RETURNS bigint

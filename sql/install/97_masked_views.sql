@@ -25,6 +25,8 @@ SELECT v.rel::regclass, v.twin, v.purpose, v.action, v.note, true
     ('ecrm.consent_violations', false, NULL, 'none', 'an audit for admins and agents'),
     ('ecrm.masked_columns', false, NULL, 'none', 'metadata of the masking itself'),
     ('ecrm.masked_roles', false, NULL, 'none', 'metadata of the masking itself'),
+    ('ecrm.merge_review_queue', false, NULL, 'none', 'for data stewards deciding merges: side-by-side personal data'),
+    ('ecrm.survivorship', false, NULL, 'none', 'configuration of merges, for admins'),
     ('ecrm.lead_features', false, NULL, 'none', 'computed by ecrm.crm_features() from the raw tables with the reader''s rights: for admins training models')) v(rel, twin, purpose, action, note)
  WHERE to_regclass(v.rel) IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(v.rel)) IN ('v', 'm');
 

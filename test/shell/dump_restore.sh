@@ -21,6 +21,10 @@ if has define_segment; then
     q ecrm_dump_src "SELECT ecrm.record_interaction(2, 'web', 'page_view', '2026-04-02')" >/dev/null
     echo "ok: a segment defined before the dump"
 fi
+if has train_match_model; then
+    q ecrm_dump_src "SELECT ecrm.train_match_model('customer')" >/dev/null
+    echo "ok: the customer match model trained before the dump"
+fi
 if has create_scoring_model; then
     q ecrm_dump_src "DO \$\$ DECLARE m bigint; BEGIN
         m := ecrm.create_scoring_model('default', half_life => '30 days', max_score => 100, mql_threshold => 40, sql_threshold => 70);
