@@ -298,7 +298,7 @@ DECLARE
     g        record;
     whose    text := CASE WHEN one_customer THEN '%s.customer_id = $2' ELSE '($2::bigint[] IS NULL OR %s.customer_id = ANY ($2))' END;
 BEGIN
-    SELECT * INTO m FROM ecrm.scoring_model s WHERE s.model_id = _compile_rules.model_id;
+    m := ecrm._model(model_id);
     FOR r IN SELECT * FROM ecrm.scoring_rule x WHERE x.model_id = m.model_id ORDER BY x.rule_id LOOP
         k := k + 1;
         IF r.kind = 'fit' THEN
@@ -392,6 +392,9 @@ DECLARE
     q       text;
     passing text[] := '{}';
 BEGIN
+    IF m.model_id IS NULL THEN
+        RAISE EXCEPTION 'scoring model must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF m.kind = 'rules' THEN
         q := ecrm._compile_rules(m.model_id, 'score', one_customer => true);
     ELSE

@@ -1,5 +1,5 @@
--- The leads view at 100,000 leads (run by test/bench/scoring_bench.sh after scoring_speed.sql, with the
--- rules model active): the unfiltered top 25 by score, a score filter and one lead, with their plans;
+-- The leads view at 100,000 leads (run by test/bench/scoring_bench.sh after scoring_speed.sql, with a
+-- rules and a predictive model active): the unfiltered top 25 by score, a score filter and one lead, with their plans;
 -- the top 25 against the plain-SQL way (profiles LEFT JOIN scores, ordered by score) as a ratio.
 \set ON_ERROR_STOP on
 \pset footer off
@@ -8,7 +8,7 @@ SET client_min_messages = warning;
 ANALYZE ecrm.customer_profile;
 ANALYZE ecrm.lead_score;
 
-\echo '== 4. the leads view (100,000 leads, a rules model active)'
+\echo '== 4. the leads view (100,000 leads, the rules and the predictive model active)'
 SELECT count(*) AS leads, count(score) AS scored FROM ecrm.leads;
 EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) SELECT customer_id, full_name, score, last_touch_at FROM ecrm.leads ORDER BY score DESC LIMIT 25;
 SELECT v.best_ms AS view_ms, v.median_ms AS view_median_ms, p.best_ms AS plain_sql_ms, p.median_ms AS plain_sql_median_ms,
