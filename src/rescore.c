@@ -2,8 +2,9 @@
  * rescore.c — real-time lead scoring: rescoring the customers a statement
  * touched under every active scoring model.
  *
- * The statement triggers on interactions, campaign events and profiles call
- * ecrm._rescore(ids).  Each active model carries its rescoring statement in
+ * The statement trigger on interactions and campaign events (the last function
+ * here) collects the customers from the transition tables; the profile trigger
+ * calls ecrm._rescore(ids).  Each active model carries its rescoring statement in
  * ecrm.scoring_model.rescore_sql (written when the model is activated): it
  * scores one customer ($1 as of, $2 customer id), upserts ecrm.lead_score and
  * counts whether the customer now passes a lifecycle threshold.  Planning that
