@@ -1,23 +1,13 @@
 -- Lead scoring speed (run by test/bench/scoring_bench.sh in a throwaway database).
 --   1. predicting 1,000,000 leads with a logistic model: ecrm.logreg_predict vs the same dot product in plain SQL
 --   2. decayed engagement for 100,000 customers over 5,000,000 interactions: ecrm.decayed_sum vs the formula in plain SQL
---   3. a full refresh of a rules model (8 rules) over the same data; real-time rescoring per recorded interaction
---   4. the leads view: top-25 list and one lead, with their plans
+--   3. a full refresh of a rules model (8 rules) over the same data, leaving it active
+-- scoring_bench.sh then measures recording interactions with pgbench and runs scoring_leads.sql.
 \set ON_ERROR_STOP on
 \pset footer off
 SET client_min_messages = warning;
 
--- best and median wall time of a query over a few runs
-CREATE FUNCTION pg_temp.bench(q text, reps int DEFAULT 3, OUT best_ms numeric, OUT median_ms numeric) LANGUAGE plpgsql AS $$
-DECLARE t timestamptz; times numeric[] := '{}';
-BEGIN
-    FOR i IN 1 .. reps LOOP
-        t := clock_timestamp();
-        EXECUTE q;
-        times := times || round(extract(epoch FROM clock_timestamp() - t)::numeric * 1000, 1);
-    END LOOP;
-    SELECT min(x), percentile_cont(0.5) WITHIN GROUP (ORDER BY x) INTO best_ms, median_ms FROM unnest(times) x;
-END $$;
+\ir scoring_timer.sql
 
 \echo '== 1. predicting 1,000,000 leads (50 features, a model trained in the database)'
 CREATE TABLE bench_leads AS
@@ -86,16 +76,4 @@ SELECT ecrm.activate_model(:m) AS activated_and_stored;
 SELECT ecrm.refresh_lead_scores() AS refreshed;
 \timing off
 RESET ecrm.score_on_write;
--- real time: 300 interactions recorded one by one, with the model active vs without any model
-SELECT w.best_ms AS with_scoring_ms, round(w.best_ms / 300, 2) AS per_interaction_ms
-  FROM pg_temp.bench($q$SELECT count(ecrm.record_interaction(1 + (i * 7919) % 100000, 'web', 'page_view')) FROM generate_series(1, 300) i$q$, 1) w;
-SELECT ecrm.retire_model(:m);
-SELECT w.best_ms AS without_scoring_ms, round(w.best_ms / 300, 2) AS per_interaction_ms
-  FROM pg_temp.bench($q$SELECT count(ecrm.record_interaction(1 + (i * 7919) % 100000, 'web', 'page_view')) FROM generate_series(1, 300) i$q$, 1) w;
-SELECT ecrm.activate_model(:m) IS NOT NULL AS reactivated;
-ANALYZE ecrm.lead_score;
-
-\echo '== 4. the leads view (100,000 leads)'
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT customer_id, full_name, score, last_touch_at FROM ecrm.leads ORDER BY score DESC LIMIT 25;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT customer_id, full_name, score, last_touch_at FROM ecrm.leads WHERE score >= 70 ORDER BY score DESC LIMIT 25;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) SELECT * FROM ecrm.leads WHERE customer_id = 4242;
+VACUUM ANALYZE ecrm.lead_score;

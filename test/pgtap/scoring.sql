@@ -1,6 +1,6 @@
 -- Lead scoring: privileges, errors with their SQLSTATE, real-time invariants.
 BEGIN;
-SELECT plan(34);
+SELECT plan(46);
 
 -- objects exist with the agreed interface
 SELECT has_table('ecrm', 'lead_score', 'ecrm.lead_score exists');
@@ -29,6 +29,13 @@ SELECT ok(has_function_privilege('ecrm_agent', 'ecrm.decayed_sum(double precisio
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
                   aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
             WHERE n.nspname = 'ecrm' AND a.grantee = 0), 0::bigint, 'no scoring function is executable by PUBLIC');
+SELECT ok(NOT has_table_privilege('ecrm_agent', 'ecrm.scoring_model', 'UPDATE'), 'agent cannot change models (nor their rescoring statement)');
+SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'ecrm._mark_lead_scores_incomplete()'::regprocedure), true,
+          'marking scores incomplete is SECURITY DEFINER (agents load profiles)');
+SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'ecrm._mark_lead_scores_incomplete()'::regprocedure),
+          '{"search_path=pg_catalog, pg_temp"}'::text[], '... with a fixed search_path');
+SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'ecrm._rescore(bigint[])'::regprocedure),
+          '{"search_path=pg_catalog, pg_temp"}'::text[], 'rescoring runs its statements with a fixed search_path');
 
 -- a model, a lead, an agent recording an interaction
 SELECT ecrm.upsert_customer('{"first_name": "Tap", "email": "tap@corp.example", "company": "Corp", "lifecycle_stage": "lead"}') AS cid \gset
@@ -43,7 +50,20 @@ SELECT is((SELECT round(score::numeric, 6) FROM ecrm.lead_score WHERE customer_i
 SELECT is((SELECT lifecycle_stage::text FROM ecrm.customer_profile WHERE customer_id = :cid), 'marketing_qualified', 'lead promoted past the threshold');
 SELECT throws_ok($$INSERT INTO ecrm.scoring_rule (model_id, name, kind, points, field, op) VALUES (1, 'x', 'fit', 1, 'company', 'exists')$$,
                  '42501', NULL, 'agent cannot add rules');
+SELECT lives_ok(format($$SELECT count(ecrm.record_interaction(%s, 'web', 'webinar')) FROM generate_series(1, 12)$$, :cid),
+                'an agent records one interaction after another (the kept plan)');
+SELECT is((SELECT round(score::numeric, 6) FROM ecrm.lead_score WHERE customer_id = :cid AND model_id = :mid), 205::numeric,
+          'every one counted');
+SELECT is((SELECT count(*) FROM ecrm.leads WHERE customer_id = :cid AND score IS NOT NULL), 1::bigint, 'agent reads the score in the leads view');
+-- loading a lead with ecrm.score_on_write off: no score yet, the view still lists the lead
+SET LOCAL ecrm.score_on_write = off;
+SELECT lives_ok($$SELECT ecrm.upsert_customer('{"first_name": "Bulk", "lifecycle_stage": "lead"}')$$, 'an agent loads a lead with scoring off');
+RESET ecrm.score_on_write;
 RESET ROLE;
+SELECT is((SELECT scores_complete FROM ecrm.scoring_model WHERE model_id = :mid), false, 'the model''s scores are marked incomplete');
+SELECT is((SELECT count(*) FROM ecrm.leads WHERE full_name = 'Bulk' AND score IS NULL), 1::bigint, 'the unscored lead is in the leads view');
+SELECT lives_ok($$SELECT ecrm.refresh_lead_scores()$$, 'refresh');
+SELECT is((SELECT scores_complete FROM ecrm.scoring_model WHERE model_id = :mid), true, 'complete again after refresh_lead_scores()');
 
 -- errors name what is wrong, with specific SQLSTATEs
 SELECT throws_ok($$SELECT ecrm.logreg_train(f, true) FROM (VALUES ('{1,2}'::float8[]), ('{1}')) x(f)$$,

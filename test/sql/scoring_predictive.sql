@@ -63,6 +63,22 @@ SELECT count(*) > 1 AS has_factors, bool_or(kind = 'baseline') AS has_baseline,
 SELECT computed_at AS before FROM ecrm.lead_score WHERE customer_id = :c AND model_id = :pm \gset
 SELECT pg_sleep(0.01), ecrm.record_interaction(:c, 'web', 'page_view') > 0 AS recorded;
 SELECT computed_at > :'before' AS rescored FROM ecrm.lead_score WHERE customer_id = :c AND model_id = :pm;
+SELECT abs(l.score - s.score) < 1e-12 AS same_as_recomputed
+  FROM ecrm.lead_score l, ecrm.score_customers(:pm, l.computed_at, ARRAY[:c]) s WHERE l.customer_id = :c AND l.model_id = :pm;
+-- the rescoring statement's generic plan (kept per session) reaches one customer's events by index
+\set ECHO none
+SELECT format('PREPARE rescore_pm(timestamptz, bigint) AS %s', rescore_sql) FROM ecrm.scoring_model WHERE model_id = :pm \gexec
+\set ECHO all
+SET plan_cache_mode = force_generic_plan;
+SELECT count(*) FILTER (WHERE l ~ 'Index.* on (interaction|campaign_event|orders) ') AS index_lookups,
+       count(*) FILTER (WHERE l ~ 'Seq Scan on (interaction|campaign_event)') AS event_seq_scans
+  FROM pg_temp.plan_lines('EXECUTE rescore_pm(now(), 42)') l;
+RESET plan_cache_mode;
+DEALLOCATE rescore_pm;
+-- scores of a few customers by id (one lookup each) equal those of everyone
+SELECT count(*) AS customers, bool_and(abs(a.score - b.score) < 1e-12) AS same
+  FROM ecrm.score_customers(:pm, '2025-01-01', ARRAY(SELECT customer_id FROM ecrm.customers ORDER BY customer_id LIMIT 20)) a
+  JOIN ecrm.score_customers(:pm, '2025-01-01') b USING (customer_id);
 
 -- a second version is numbered on; a rules model cannot be retrained; bad input
 SELECT ecrm.train_lead_model('conversion', 'train', l2 => 10, exclude => '{orders,revenue,days_since_last_order}') AS pm2 \gset
