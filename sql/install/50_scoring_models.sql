@@ -1283,7 +1283,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm.log_loss(double precision, boolean), ecrm.lift_by_decile(double precision, boolean),
     ecrm.calibration_by_decile(double precision, boolean),
     -- which model the leads view shows: model definitions hold no personal data
-    ecrm.lead_score_model_id(), ecrm.conversion_model_id()
+    ecrm.lead_score_model_id(), ecrm.conversion_model_id(), ecrm._lead_scores_incomplete()
    TO ecrm_analyst;
 
 DO $dump$
