@@ -704,10 +704,14 @@ BEGIN
     avail := ecrm._rule_fields(NEW.trigger_kind, NEW.parent_rule_id);
     SELECT u INTO bad FROM unnest(used) u WHERE NOT u = ANY (avail) LIMIT 1;
     IF FOUND THEN
+        IF NOT bad IN (SELECT v.field FROM ecrm.template_vocabulary() v) THEN
+            RAISE EXCEPTION 'rule "%" uses unknown field "%"', NEW.name, bad
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Fields available to a ' || NEW.trigger_kind || ' trigger: ' || array_to_string(avail, ', ') || '.';
+        END IF;
         RAISE EXCEPTION 'rule "%" uses field "%", which a % trigger does not provide', NEW.name, bad, NEW.trigger_kind
             USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = CASE WHEN NOT bad IN (SELECT v.field FROM ecrm.template_vocabulary() v) THEN 'It is not a template field at all.' END,
-                  HINT = 'Fields available: ' || array_to_string(avail, ', ') || '.';
+                  HINT = 'Fields available to a ' || NEW.trigger_kind || ' trigger: ' || array_to_string(avail, ', ') || '.';
     END IF;
 
     -- no rule may trigger itself again, through follow-ups or stage changes
@@ -892,7 +896,7 @@ BEGIN
     VALUES (cid, topic, ecrm._enum_label(enqueue.channel, 'ecrm.channel', 'channel')::ecrm.channel, purpose, recipient,
             subject, body, ecrm._check_object(payload, 'payload'),
             coalesce(enqueue.dedupe_key, 'app:' || gen_random_uuid()), available_at, max_attempts)
-    ON CONFLICT (dedupe_key) DO NOTHING
+    ON CONFLICT ON CONSTRAINT outbox_dedupe_key_key DO NOTHING
     RETURNING o.message_id INTO id;
     IF id IS NULL THEN
         SELECT o.message_id INTO id FROM ecrm.outbox o WHERE o.dedupe_key = enqueue.dedupe_key;
@@ -1862,7 +1866,7 @@ BEGIN
     END IF;
     INSERT INTO ecrm.sla_policy AS s (priority, first_response, resolution)
     VALUES (pr, set_sla_target.first_response, set_sla_target.resolution)
-    ON CONFLICT (priority) DO UPDATE SET first_response = EXCLUDED.first_response, resolution = EXCLUDED.resolution;
+    ON CONFLICT ON CONSTRAINT sla_policy_pkey DO UPDATE SET first_response = EXCLUDED.first_response, resolution = EXCLUDED.resolution;
 END
 $$;
 COMMENT ON FUNCTION ecrm.set_sla_target(text, interval, interval) IS
@@ -1893,17 +1897,19 @@ COMMENT ON COLUMN ecrm.ticket_queue.time_to_first_response_breach IS 'Time left 
 COMMENT ON COLUMN ecrm.ticket_queue.sla_state IS 'breached, first_response_breached, at_risk (less than a quarter of a target''s time left) or on_track';
 COMMENT ON COLUMN ecrm.ticket_queue.next_breach_at IS 'When the ticket breaches next if nothing happens (NULL when every target is already breached)';
 
--- Knowledge-base articles for a ticket: its subject's words count double, its body's words once.
+-- Knowledge-base articles for a ticket.  Every word of the subject and the most frequent words of the
+-- body are weighed by how rare they are in the knowledge base (idf = ln(1 + articles / articles with the
+-- word)); subject words count double, words found in an article's title count double, a matching category
+-- adds a little.  Articles share few words with a ticket, so rare shared words are what tells them apart.
 CREATE FUNCTION ecrm.kb_suggest(subject text, body text DEFAULT NULL, max_results integer DEFAULT 5,
                                 language text DEFAULT 'en', category text DEFAULT NULL)
     RETURNS TABLE (article_id bigint, slug text, title text, rank real, snippet text)
     LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    cfg    regconfig := ecrm._ts_config(coalesce(language, 'en'));
-    q_subj tsquery;
-    q_body tsquery;
-    q_any  tsquery;
+    cfg   regconfig := ecrm._ts_config(coalesce(language, 'en'));
+    terms jsonb;
+    q_any tsquery;
 BEGIN
     IF max_results IS NULL OR max_results < 1 OR max_results > 100 THEN
         RAISE EXCEPTION 'max_results must be between 1 and 100, not %', coalesce(max_results::text, 'NULL')
@@ -1912,29 +1918,46 @@ BEGIN
     IF length(subject) > 10000 OR length(body) > 1000000 THEN
         RAISE EXCEPTION 'subject or body is too long (at most 10000 and 1000000 characters)' USING ERRCODE = 'program_limit_exceeded';
     END IF;
-    -- every word of the subject; the 64 most frequent words of the body's first 20000 characters
-    SELECT string_agg(quote_literal(l) || ':*', ' | ')::tsquery INTO q_subj
-      FROM unnest(tsvector_to_array(to_tsvector(cfg, coalesce(subject, '')))) l;
-    SELECT string_agg(quote_literal(x.lexeme), ' | ')::tsquery INTO q_body
-      FROM (SELECT u.lexeme FROM unnest(to_tsvector(cfg, left(coalesce(body, ''), 20000))) u
-             ORDER BY cardinality(u.positions) DESC, u.lexeme LIMIT 64) x;
-    q_any := CASE WHEN q_subj IS NULL THEN q_body WHEN q_body IS NULL THEN q_subj ELSE q_subj || q_body END;
+    -- every word of the subject (weight 2); the 64 most frequent words of the body's first 20000 characters (weight 1)
+    SELECT jsonb_object_agg(t.lexeme, t.w), string_agg(quote_literal(t.lexeme), ' | ')::tsquery INTO terms, q_any
+      FROM (SELECT x.lexeme, max(x.w) AS w
+              FROM (SELECT u.lexeme, 2 AS w FROM unnest(to_tsvector(cfg, left(coalesce(subject, ''), 10000))) u
+                    UNION ALL
+                    (SELECT u.lexeme, 1 FROM unnest(to_tsvector(cfg, left(coalesce(body, ''), 20000))) u
+                      ORDER BY cardinality(u.positions) DESC, u.lexeme LIMIT 64)) x
+             GROUP BY x.lexeme) t;
     IF q_any IS NULL OR numnode(q_any) = 0 THEN
         RETURN;
     END IF;
     RETURN QUERY
-    SELECT a.article_id, a.slug, a.title,
-           (2 * coalesce(ts_rank_cd(a.search, q_subj, 32), 0) + coalesce(ts_rank_cd(a.search, q_body, 32), 0)
-            + CASE WHEN a.category = kb_suggest.category THEN 0.05 ELSE 0 END)::real AS rank,
-           ts_headline(cfg, a.body, q_any, 'StartSel=**, StopSel=**, MaxWords=30, MinWords=10, MaxFragments=2')
-      FROM ecrm.kb_article a
-     WHERE a.published AND a.search @@ q_any
-     ORDER BY rank DESC, a.article_id
+    WITH cand AS (
+        SELECT a.article_id, a.slug, a.title, a.body, a.category, tsvector_to_array(a.search) AS lex,
+               tsvector_to_array(ts_filter(a.search, '{a}')) AS title_lex
+          FROM ecrm.kb_article a
+         WHERE a.published AND a.search @@ q_any),
+    hits AS (
+        SELECT c.article_id, l AS lexeme, (terms ->> l)::int AS w, l = ANY (c.title_lex) AS in_title
+          FROM cand c, unnest(c.lex) l
+         WHERE terms ? l),
+    df AS (
+        SELECT h.lexeme, count(*) AS n FROM hits h GROUP BY h.lexeme),
+    total AS (
+        SELECT count(*) AS n FROM ecrm.kb_article a WHERE a.published),
+    score AS (
+        SELECT h.article_id,
+               sum(h.w * ln(1 + total.n::numeric / df.n) * CASE WHEN h.in_title THEN 2 ELSE 1 END) AS s
+          FROM hits h JOIN df ON df.lexeme = h.lexeme CROSS JOIN total
+         GROUP BY h.article_id)
+    SELECT c.article_id, c.slug, c.title,
+           (sc.s + CASE WHEN c.category = kb_suggest.category THEN 0.5 ELSE 0 END)::real AS rank,
+           ts_headline(cfg, c.body, q_any, 'StartSel=**, StopSel=**, MaxWords=30, MinWords=10, MaxFragments=2')
+      FROM cand c JOIN score sc ON sc.article_id = c.article_id
+     ORDER BY rank DESC, c.article_id
      LIMIT max_results;
 END
 $$;
 COMMENT ON FUNCTION ecrm.kb_suggest(text, text, integer, text, text) IS
-    'Knowledge-base articles that may answer a new ticket, from its subject (words count double) and body, in the ticket''s language; ranked, with highlighted snippets';
+    'Knowledge-base articles that may answer a new ticket, from its subject and body in the ticket''s language: shared words weighed by their rarity in the knowledge base (subject and title words count double); ranked, with highlighted snippets';
 
 CREATE FUNCTION ecrm.kb_suggest(ticket_id bigint, max_results integer DEFAULT 5)
     RETURNS TABLE (article_id bigint, slug text, title text, rank real, snippet text)
