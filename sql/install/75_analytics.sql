@@ -329,7 +329,7 @@ CREATE FUNCTION ecrm.campaign_attribution_in(attribution_window interval DEFAULT
     RETURNS TABLE (campaign_id bigint, name text, channel ecrm.channel, starts_at timestamptz, recipients bigint,
                    attributed_orders numeric, attributed_customers bigint, attributed_revenue numeric,
                    revenue_per_recipient numeric, order_conversion_rate numeric, return_on_budget numeric,
-                   attribution_window interval, model text)
+                   window_length interval, attribution_model text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 BEGIN
@@ -393,8 +393,8 @@ COMMENT ON COLUMN ecrm.campaign_attribution.attributed_revenue IS 'Revenue of th
 COMMENT ON COLUMN ecrm.campaign_attribution.revenue_per_recipient IS 'attributed_revenue / recipients';
 COMMENT ON COLUMN ecrm.campaign_attribution.order_conversion_rate IS 'attributed_customers / recipients';
 COMMENT ON COLUMN ecrm.campaign_attribution.return_on_budget IS 'attributed_revenue / budget - 1';
-COMMENT ON COLUMN ecrm.campaign_attribution.attribution_window IS 'How long before an order a touch counts';
-COMMENT ON COLUMN ecrm.campaign_attribution.model IS 'last_touch, first_touch or linear';
+COMMENT ON COLUMN ecrm.campaign_attribution.window_length IS 'How long before an order a touch counts';
+COMMENT ON COLUMN ecrm.campaign_attribution.attribution_model IS 'last_touch, first_touch or linear';
 
 CREATE VIEW ecrm.funnel_conversion AS
 WITH per AS (
@@ -441,7 +441,7 @@ COMMENT ON COLUMN ecrm.funnel_conversion.median_days_in_stage IS 'Median days be
 -- active on a day when they ordered in the 90 days up to it; they churn on the day 90 days pass without
 -- an order, and are retained on day d when active both on d - 90 and on d.
 CREATE OR REPLACE VIEW ecrm.kpi_daily AS
-WITH days AS (
+WITH active_days AS (
     SELECT x.day FROM (SELECT DISTINCT (c.created_at AT TIME ZONE 'UTC')::date AS day FROM ecrm.customer_profile c
                        UNION SELECT DISTINCT (o.ordered_at AT TIME ZONE 'UTC')::date FROM ecrm.orders o
                        UNION SELECT DISTINCT (n.occurred_at AT TIME ZONE 'UTC')::date FROM ecrm.interaction n) x),
@@ -468,6 +468,10 @@ ev AS (
             SELECT least(od.next_day + 90, od.day + 180), 0, -1, 0, 0, 0, 0
               FROM od WHERE od.next_day IS NOT NULL AND greatest(od.day + 90, od.next_day) < least(od.next_day + 90, od.day + 180)) e
      GROUP BY e.day),
+days AS (   -- days with activity, and the days up to today on which customers churned
+    SELECT a.day FROM active_days a
+    UNION
+    SELECT e.day FROM ev e WHERE e.churned > 0 AND e.day <= (now() AT TIME ZONE 'UTC')::date),
 run AS (
     SELECT g.day, sum(coalesce(v.d_active, 0)) OVER (ORDER BY g.day)::bigint AS active,
            sum(coalesce(v.d_retained, 0)) OVER (ORDER BY g.day)::bigint AS retained,
@@ -501,7 +505,7 @@ SELECT d.day,
 COMMENT ON COLUMN ecrm.kpi_daily.new_buyers IS 'Customers who ordered for the first time that day';
 COMMENT ON COLUMN ecrm.kpi_daily.returning_buyers IS 'Customers who ordered that day and had ordered before';
 COMMENT ON COLUMN ecrm.kpi_daily.active_buyers_90d IS 'Customers with an order in the 90 days up to that day';
-COMMENT ON COLUMN ecrm.kpi_daily.churned_customers IS 'Customers whose 90 days without an order ran out that day';
+COMMENT ON COLUMN ecrm.kpi_daily.churned_customers IS 'Customers whose 90 days without an order ran out that day (such days are listed even without other activity)';
 COMMENT ON COLUMN ecrm.kpi_daily.reactivated_customers IS 'Customers who ordered that day after more than 90 days without';
 COMMENT ON COLUMN ecrm.kpi_daily.retention_rate_90d IS 'Of the customers active 90 days earlier, the share still active (ordered again in the last 90 days)';
 COMMENT ON COLUMN ecrm.kpi_daily.churn_rate_90d IS '1 - retention_rate_90d';
