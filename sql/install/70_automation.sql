@@ -986,6 +986,32 @@ $$;
 COMMENT ON FUNCTION ecrm.outbox_done(bigint, text) IS
     'Mark a claimed message as sent; an error (SQLSTATE 55000) when the worker does not hold it';
 
+CREATE FUNCTION ecrm.outbox_done(message_ids bigint[], worker text) RETURNS integer
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    bad bigint;
+    n   integer;
+BEGIN
+    IF message_ids IS NULL OR cardinality(message_ids) > 100000 THEN
+        RAISE EXCEPTION 'message_ids must be an array of at most 100000 ids' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM FROM ecrm.outbox o WHERE o.message_id = ANY (message_ids) ORDER BY o.message_id FOR UPDATE;
+    SELECT m.id INTO bad FROM unnest(message_ids) m(id)
+     WHERE NOT EXISTS (SELECT FROM ecrm.outbox o WHERE o.message_id = m.id AND o.status = 'processing' AND o.claimed_by = worker)
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM ecrm._outbox_claimed(bad, worker);   -- raises the error that says why
+    END IF;
+    UPDATE ecrm.outbox o SET status = 'done', done_at = clock_timestamp(), lease_until = NULL, last_error = NULL
+     WHERE o.message_id = ANY (message_ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ecrm.outbox_done(bigint[], text) IS
+    'Mark many claimed messages as sent at once (all or none: an error when the worker does not hold one of them); returns how many';
+
 CREATE FUNCTION ecrm.outbox_failed(message_id bigint, worker text, reason text, retry boolean DEFAULT true,
                                    retry_in interval DEFAULT NULL) RETURNS text
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
@@ -2010,7 +2036,7 @@ GRANT INSERT ON ecrm.outbox TO ecrm_agent;
 GRANT EXECUTE ON FUNCTION
     ecrm.template_fields(text), ecrm.render_template(text, jsonb), ecrm.template_vocabulary(),
     ecrm.enqueue(text, bigint, jsonb, text, text, text, text, text, text, timestamptz, integer),
-    ecrm.outbox_claim(text, integer, text[], interval), ecrm.outbox_done(bigint, text),
+    ecrm.outbox_claim(text, integer, text[], interval), ecrm.outbox_done(bigint, text), ecrm.outbox_done(bigint[], text),
     ecrm.outbox_failed(bigint, text, text, boolean, interval), ecrm._outbox_claimed(bigint, text),
     ecrm.route_ticket(bigint, boolean), ecrm.kb_suggest(text, text, integer, text, text), ecrm.kb_suggest(bigint, integer),
     ecrm._ts_config(text), ecrm._route(bigint, text, ecrm.channel, text, text, text), ecrm._outbox_notify(),
