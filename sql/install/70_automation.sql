@@ -1074,12 +1074,10 @@ BEGIN
 END
 $$;
 
--- The fields a template sees for one customer and run.
+-- The fields a template sees for one customer and run (a SQL-standard body: inlined into the caller's query).
 CREATE FUNCTION ecrm._template_values(c ecrm.customer_profile, context jsonb, rule_name text, want_recommendations boolean)
     RETURNS jsonb
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
-$$
-BEGIN
+    LANGUAGE sql STABLE
     RETURN jsonb_strip_nulls(jsonb_build_object(
                'customer_id', c.customer_id, 'first_name', c.first_name, 'last_name', c.last_name,
                'full_name', nullif(concat_ws(' ', c.first_name, c.last_name), ''), 'email', c.email, 'phone', c.phone,
@@ -1090,8 +1088,6 @@ BEGIN
            || CASE WHEN want_recommendations
                    THEN jsonb_build_object('recommended_products', to_jsonb(ecrm._recommended_products(c.customer_id, 3)))
                    ELSE '{}' END;
-END
-$$;
 
 -- Perform the pending runs among run_ids (each rule's action, after checking its conditions and, for
 -- messages, consent and address), then start the follow-up rules of those done.  Returns per rule how
@@ -1462,10 +1458,16 @@ BEGIN
         INSERT INTO ecrm.automation_run (rule_id, customer_id, dedupe_key, triggered_at, due_at, context)
         SELECT rl.rule_id, x.customer_id, 'cart:' || x.interaction_id, x.occurred_at + after_, as_of + rl.delay,
                jsonb_build_object('cart_added_at', x.occurred_at, 'cart_items', to_jsonb(ci.items), 'cart_value', ci.value)
-          FROM (SELECT DISTINCT ON (i.customer_id) i.customer_id, i.interaction_id, i.occurred_at
-                  FROM ecrm.interaction i
-                 WHERE i.kind = 'cart_add' AND i.occurred_at > as_of - after_ - back AND i.occurred_at <= as_of
-                 ORDER BY i.customer_id, i.occurred_at DESC, i.interaction_id DESC) x
+          FROM (SELECT y.* FROM (SELECT DISTINCT ON (i.customer_id) i.customer_id, i.interaction_id, i.occurred_at
+                                   FROM ecrm.interaction i
+                                  WHERE i.kind = 'cart_add' AND i.occurred_at > as_of - after_ - back AND i.occurred_at <= as_of
+                                  ORDER BY i.customer_id, i.occurred_at DESC, i.interaction_id DESC) y
+                 WHERE y.occurred_at <= as_of - after_
+                   -- (scalar subqueries: one index probe per candidate; a join would read every order)
+                   AND coalesce((SELECT max(o.ordered_at) FROM ecrm.orders o
+                                  WHERE o.customer_id = y.customer_id AND o.status <> 'cancelled'), '-infinity') < y.occurred_at
+                   AND NOT EXISTS (SELECT FROM ecrm.automation_run a WHERE a.rule_id = rl.rule_id AND a.dedupe_key = 'cart:' || y.interaction_id)
+                OFFSET 0) x
           CROSS JOIN LATERAL (
                 SELECT coalesce(array_agg(DISTINCT p.name), '{}') AS items, sum(p.price) AS value
                   FROM ecrm.interaction i JOIN ecrm.product p ON p.product_id = i.product_id
@@ -1474,9 +1476,6 @@ BEGIN
                    AND i.occurred_at > coalesce((SELECT max(o.ordered_at) FROM ecrm.orders o
                                                   WHERE o.customer_id = x.customer_id AND o.ordered_at <= x.occurred_at),
                                                 '-infinity')) ci
-         WHERE x.occurred_at <= as_of - after_
-           AND NOT EXISTS (SELECT FROM ecrm.orders o
-                            WHERE o.customer_id = x.customer_id AND o.ordered_at >= x.occurred_at AND o.status <> 'cancelled')
         ON CONFLICT ON CONSTRAINT automation_run_rule_key DO NOTHING;
         GET DIAGNOSTICS n = ROW_COUNT;
     WHEN 'no_order' THEN
@@ -1491,8 +1490,10 @@ BEGIN
          WHERE o.ordered_at <= as_of - make_interval(days => (t ->> 'days')::int)
            AND o.ordered_at > as_of - make_interval(days => (t ->> 'days')::int) - back
            AND o.status NOT IN ('cancelled', 'returned')
-           AND NOT EXISTS (SELECT FROM ecrm.orders l
-                            WHERE l.customer_id = o.customer_id AND l.ordered_at > o.ordered_at AND l.status NOT IN ('cancelled', 'returned'))
+           -- (a scalar subquery: one index probe per order; a join would read every order)
+           AND (SELECT max(l.ordered_at) FROM ecrm.orders l
+                 WHERE l.customer_id = o.customer_id AND l.status NOT IN ('cancelled', 'returned')) = o.ordered_at
+           AND NOT EXISTS (SELECT FROM ecrm.automation_run a WHERE a.rule_id = rl.rule_id AND a.dedupe_key = 'no_order:' || o.order_id)
          ORDER BY o.customer_id, o.ordered_at DESC, o.order_id DESC
         ON CONFLICT ON CONSTRAINT automation_run_rule_key DO NOTHING;
         GET DIAGNOSTICS n = ROW_COUNT;
@@ -1700,8 +1701,12 @@ BEGIN
         PERFORM ecrm._check_segment(NEW.segment, what);
     END IF;
     IF NEW.keywords IS NOT NULL THEN
-        IF length(NEW.keywords) > 1000 OR numnode(websearch_to_tsquery('pg_catalog.simple', NEW.keywords)) = 0 THEN
-            RAISE EXCEPTION 'keywords of % must be a search query of 1 to 1000 characters with at least one word', what
+        IF length(NEW.keywords) > 1000 THEN
+            RAISE EXCEPTION 'keywords of % must be at most 1000 characters, not %', what, length(NEW.keywords)
+                USING ERRCODE = 'program_limit_exceeded';
+        END IF;
+        IF numnode(websearch_to_tsquery('pg_catalog.simple', NEW.keywords)) = 0 THEN
+            RAISE EXCEPTION 'keywords of % must be a search query with at least one word', what
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
     END IF;
@@ -1723,6 +1728,15 @@ DECLARE
 BEGIN
     IF name IS NULL OR btrim(name) = '' OR length(name) > 200 THEN
         RAISE EXCEPTION 'routing rule name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(categories) > 1000 OR cardinality(channels) > 100 OR cardinality(languages) > 100
+       OR EXISTS (SELECT FROM unnest(categories || languages) v WHERE length(v) > 200) THEN
+        RAISE EXCEPTION 'routing rule "%" has too many or too long categories or languages (at most 1000 categories, 100 languages, 200 characters each)', name
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    IF length(keywords) > 1000 THEN
+        RAISE EXCEPTION 'keywords of routing rule "%" must be at most 1000 characters, not %', name, length(keywords)
+            USING ERRCODE = 'program_limit_exceeded';
     END IF;
     PERFORM ecrm._enum_label(c, 'ecrm.channel', 'channel') FROM unnest(channels) c;
     INSERT INTO ecrm.routing_rule AS r (name, team, priority, categories, channels, languages, min_customer_value,
