@@ -260,11 +260,11 @@ BEGIN ATOMIC
                         -- without a model (or one that found no dropout in the data): the chance that at the
                         -- customer's own pace (the shop's median pace for one-time buyers) a purchase would
                         -- have come by now
-                        ELSE 1 - exp(- greatest(extract(epoch FROM churn_risk_at.as_of - c.last_order_at) / 86400, 0)
+                        ELSE 1 - exp(- least(greatest(extract(epoch FROM churn_risk_at.as_of - c.last_order_at) / 86400, 0)
                                      / greatest(coalesce(CASE WHEN c.frequency > 0 THEN extract(epoch FROM c.last_order_at - c.first_order_at) / 86400 / c.frequency END,
                                                          (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s.recency / s.frequency)
                                                             FROM ecrm.clv_summary(churn_risk_at.as_of, 'day') s WHERE s.frequency > 0),
-                                                         90), 1)) END AS risk
+                                                         90), 1), 700)) END AS risk
               FROM ecrm.customer_clv_at(churn_risk_at.as_of, 12) c
               LEFT JOIN LATERAL (SELECT coalesce(m.a / (m.a + m.b) >= 1e-4, false) AS model_sees_dropout
                                    FROM ecrm.clv_model m WHERE m.model_id = c.model_id) u0 ON true
