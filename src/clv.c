@@ -747,20 +747,65 @@ ClvResult(FunctionCallInfo fcinfo, Datum *values, int nvalues)
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
+/*
+ * Fit a model to the rows of a state: merge identical rows, minimise from the
+ * given starts (dim log-parameters each; in every start but the first, the
+ * parameter scale_param is an offset from the log of the mean of data column
+ * scale_col, so the start follows the data's time or money unit), and put the
+ * parameters, log-likelihood, customers, evaluations and convergence into
+ * values[].
+ */
+static void
+ClvFit(ClvState *st, ClvObjective fn, int dim, double *starts, int nstarts, int scale_param,
+	   int scale_col, const char *model, Datum *values)
+{
+	ClvData		d;
+	NmResult	best;
+	MemoryContext scratch,
+				old;
+	double		mean = 0;
+	int64		i;
+	int			k;
+
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "clv fit", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(scratch);
+	ClvDedup(st, &d);
+	for (i = 0; i < d.n; i++)
+		mean += d.w[i] * d.rows[i * d.ncols + scale_col];
+	mean = Max(mean / st->n, 1e-6);
+	for (k = 1; k < nstarts; k++)
+		starts[k * dim + scale_param] += log(mean);
+	Minimise(fn, &d, dim, starts, nstarts, &best);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(scratch);
+
+	if (!isfinite(best.f))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the %s model cannot be fitted to these %lld customers", model, (long long) st->n),
+				 errhint("Check that the input columns are in one time unit and of sensible size.")));
+	for (k = 0; k < dim; k++)
+		values[k] = Float8GetDatum(exp(best.u[k]));
+	values[dim] = Float8GetDatum(-best.f);
+	values[dim + 1] = Int64GetDatum(st->n);
+	values[dim + 2] = Int32GetDatum(best.evals);
+	values[dim + 3] = BoolGetDatum(best.converged);
+}
+
 /* BG/NBD fit, final: maximum-likelihood (r, alpha, a, b) */
 PG_FUNCTION_INFO_V1(ecrm_bgnbd_final);
 Datum
 ecrm_bgnbd_final(PG_FUNCTION_ARGS)
 {
 	ClvState   *st;
-	ClvData		d;
-	NmResult	best;
-	MemoryContext scratch,
-				old;
-	double		starts[3 * 4];
-	double		meanT = 0;
-	int64		i;
 	Datum		values[8];
+
+	/* log-parameters to start from: all ones (as lifetimes does); alpha near mean T / 4 and mean T */
+	double		starts[3 * 4] = {
+		0, 0, 0, 0,
+		-0.6931, -1.3863, -0.2231, 0.9163,
+		0.6931, 0, -1.2040, 0
+	};
 
 	ClvAggContext(fcinfo, "bgnbd_fit");
 	if (PG_ARGISNULL(0))
@@ -768,35 +813,7 @@ ecrm_bgnbd_final(PG_FUNCTION_ARGS)
 	st = (ClvState *) PG_GETARG_POINTER(0);
 	if (st->n == 0)
 		PG_RETURN_NULL();
-
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "bgnbd_fit", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(scratch);
-	ClvDedup(st, &d);
-	for (i = 0; i < d.n; i++)
-		meanT += d.w[i] * d.rows[i * 3 + 2];
-	meanT = Max(meanT / st->n, 1.0);
-
-	/* starts: all ones (as lifetimes does), and a scale-aware one */
-	starts[0] = 0; starts[1] = 0; starts[2] = 0; starts[3] = 0;
-	starts[4] = log(0.5); starts[5] = log(meanT / 4); starts[6] = log(0.8); starts[7] = log(2.5);
-	starts[8] = log(2.0); starts[9] = log(meanT); starts[10] = log(0.3); starts[11] = log(1.0);
-	Minimise(BgnbdNegLogLik, &d, 4, starts, 3, &best);
-	MemoryContextSwitchTo(old);
-
-	if (!isfinite(best.f))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the BG/NBD model cannot be fitted to these %lld customers", (long long) st->n),
-				 errhint("Check that frequency, recency and T are in the same time unit.")));
-	values[0] = Float8GetDatum(exp(best.u[0]));
-	values[1] = Float8GetDatum(exp(best.u[1]));
-	values[2] = Float8GetDatum(exp(best.u[2]));
-	values[3] = Float8GetDatum(exp(best.u[3]));
-	values[4] = Float8GetDatum(-best.f);
-	values[5] = Int64GetDatum(st->n);
-	values[6] = Int32GetDatum(best.evals);
-	values[7] = BoolGetDatum(best.converged);
-	MemoryContextDelete(scratch);
+	ClvFit(st, BgnbdNegLogLik, 4, starts, 3, 1, 2, "BG/NBD", values);
 	PG_RETURN_DATUM(ClvResult(fcinfo, values, 8));
 }
 
@@ -806,14 +823,14 @@ Datum
 ecrm_gamma_gamma_final(PG_FUNCTION_ARGS)
 {
 	ClvState   *st;
-	ClvData		d;
-	NmResult	best;
-	MemoryContext scratch,
-				old;
-	double		starts[3 * 3];
-	double		meanM = 0;
-	int64		i;
 	Datum		values[7];
+
+	/* log-parameters to start from: all ones; v near the mean spend and 4 times it */
+	double		starts[3 * 3] = {
+		0, 0, 0,
+		1.6094, 1.0986, 0,
+		0, 1.6094, 1.3863
+	};
 
 	ClvAggContext(fcinfo, "gamma_gamma_fit");
 	if (PG_ARGISNULL(0))
@@ -821,32 +838,7 @@ ecrm_gamma_gamma_final(PG_FUNCTION_ARGS)
 	st = (ClvState *) PG_GETARG_POINTER(0);
 	if (st->n == 0)
 		PG_RETURN_NULL();
-
-	scratch = AllocSetContextCreate(CurrentMemoryContext, "gamma_gamma_fit", ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(scratch);
-	ClvDedup(st, &d);
-	for (i = 0; i < d.n; i++)
-		meanM += d.w[i] * d.rows[i * 2 + 1];
-	meanM = Max(meanM / st->n, 1e-6);
-
-	starts[0] = 0; starts[1] = 0; starts[2] = 0;
-	starts[3] = log(5); starts[4] = log(3); starts[5] = log(meanM);
-	starts[6] = log(1); starts[7] = log(5); starts[8] = log(meanM * 4);
-	Minimise(GammaGammaNegLogLik, &d, 3, starts, 3, &best);
-	MemoryContextSwitchTo(old);
-
-	if (!isfinite(best.f))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("the Gamma-Gamma model cannot be fitted to these %lld customers", (long long) st->n)));
-	values[0] = Float8GetDatum(exp(best.u[0]));
-	values[1] = Float8GetDatum(exp(best.u[1]));
-	values[2] = Float8GetDatum(exp(best.u[2]));
-	values[3] = Float8GetDatum(-best.f);
-	values[4] = Int64GetDatum(st->n);
-	values[5] = Int32GetDatum(best.evals);
-	values[6] = BoolGetDatum(best.converged);
-	MemoryContextDelete(scratch);
+	ClvFit(st, GammaGammaNegLogLik, 3, starts, 3, 2, 1, "Gamma-Gamma", values);
 	PG_RETURN_DATUM(ClvResult(fcinfo, values, 7));
 }
 

@@ -1373,31 +1373,21 @@ BEGIN
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'score_threshold') THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE $q$
+    -- an insert at or above the threshold, or an update from below it (old_rows exists for updates only)
+    EXECUTE format($q$
         SELECT jsonb_agg(jsonb_build_object(
                    'rule_id', r.rule_id, 'customer_id', n.customer_id,
                    'dedupe_key', 'score:' || n.model_id || ':' || n.customer_id || ':' || coalesce(n.computed_at, now()),
                    'triggered_at', coalesce(n.computed_at, now()),
                    'context', jsonb_build_object('score', n.score, 'model_id', n.model_id)))
           FROM new_rows n
+          %s
           JOIN ecrm.automation_rule r ON r.enabled AND r.trigger_kind = 'score_threshold'
                                      AND (r.trigger ->> 'model_id' IS NULL OR (r.trigger ->> 'model_id')::bigint = n.model_id)
-         WHERE n.score >= (r.trigger ->> 'at_least')::double precision$q$ INTO cand;
-    ELSE
-        EXECUTE $q$
-        SELECT jsonb_agg(jsonb_build_object(
-                   'rule_id', r.rule_id, 'customer_id', n.customer_id,
-                   'dedupe_key', 'score:' || n.model_id || ':' || n.customer_id || ':' || coalesce(n.computed_at, now()),
-                   'triggered_at', coalesce(n.computed_at, now()),
-                   'context', jsonb_build_object('score', n.score, 'model_id', n.model_id)))
-          FROM new_rows n
-          JOIN old_rows o ON o.customer_id = n.customer_id AND o.model_id = n.model_id
-          JOIN ecrm.automation_rule r ON r.enabled AND r.trigger_kind = 'score_threshold'
-                                     AND (r.trigger ->> 'model_id' IS NULL OR (r.trigger ->> 'model_id')::bigint = n.model_id)
-         WHERE n.score >= (r.trigger ->> 'at_least')::double precision
-           AND (o.score IS NULL OR o.score < (r.trigger ->> 'at_least')::double precision)$q$ INTO cand;
-    END IF;
+         WHERE n.score >= (r.trigger ->> 'at_least')::double precision %s$q$,
+        CASE WHEN TG_OP = 'UPDATE' THEN 'JOIN old_rows o ON o.customer_id = n.customer_id AND o.model_id = n.model_id' ELSE '' END,
+        CASE WHEN TG_OP = 'UPDATE' THEN 'AND (o.score IS NULL OR o.score < (r.trigger ->> ''at_least'')::double precision)' ELSE '' END)
+      INTO cand;
     IF cand IS NOT NULL THEN
         PERFORM ecrm._automation_fire(cand);
     END IF;
