@@ -47,7 +47,6 @@ SELECT ecrm.save_routing_rule('x', 'team', languages => ARRAY['English']);
 SELECT ecrm.save_routing_rule('x', 'team', categories => '{}');
 SELECT ecrm.save_routing_rule('x', 'team', min_customer_value => -1);
 SELECT ecrm.save_routing_rule('x', 'team', keywords => '  !! ');
-SELECT ecrm.save_routing_rule('x', 'team', segment => 'vip');
 SELECT ecrm.save_routing_rule(NULL, 'team');
 
 ------------------------------------------------------------------------------
