@@ -282,13 +282,9 @@ BEGIN
 END
 $$;
 
--- Rows loaded with COPY (pg_restore, a bulk copy of rules between databases) were valid where they came
--- from, and the rows they refer to (a parent rule, a segment) may only arrive later in the same restore:
--- checks that look at other rows are skipped for them.  Everything a rule runs is still compiled here
--- from its JSON.
-CREATE FUNCTION ecrm._restoring() RETURNS boolean
-    LANGUAGE sql STABLE
-    RETURN pg_catalog.current_query() ~* '^\s*copy\s';
+-- Rules restored from a dump (ecrm._restoring(), 10_store.sql) were valid where they came from, and the
+-- rows they refer to (a parent rule, a segment) may only arrive later in the same restore: checks that
+-- look at other rows are skipped for them.  Everything a rule runs is still compiled here from its JSON.
 
 -- The segment named in a rule, checked against ecrm.segment (issue 6) when segments are installed.
 CREATE FUNCTION ecrm._check_segment(segment text, what text) RETURNS text

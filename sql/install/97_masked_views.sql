@@ -27,6 +27,8 @@ SELECT v.rel::regclass, v.twin, v.purpose, v.action, v.note, true
     ('ecrm.masked_roles', false, NULL, 'none', 'metadata of the masking itself'),
     ('ecrm.merge_review_queue', false, NULL, 'none', 'for data stewards deciding merges: side-by-side personal data'),
     ('ecrm.survivorship', false, NULL, 'none', 'configuration of merges, for admins'),
+    ('ecrm.customer_clv', false, NULL, 'none', 'per-customer predictions computed from the raw tables with the reader''s rights; analysts read the aggregate analytics views'),
+    ('ecrm.churn_risk', false, NULL, 'none', 'per-customer predictions computed from the raw tables with the reader''s rights; analysts read the aggregate analytics views'),
     ('ecrm.lead_features', false, NULL, 'none', 'computed by ecrm.crm_features() from the raw tables with the reader''s rights: for admins training models')) v(rel, twin, purpose, action, note)
  WHERE to_regclass(v.rel) IS NOT NULL AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(v.rel)) IN ('v', 'm');
 

@@ -19,7 +19,7 @@ q ecrm_priv_src "CREATE VIEW ecrm.shell_contacts AS SELECT customer_id, email, p
 q ecrm_priv_src "SELECT ecrm.set_masked_view_rule('ecrm.shell_contacts', consent_action => 'mask')" >/dev/null
 q ecrm_priv_src "SELECT ecrm.add_mask_policy('ecrm.shell_contacts', 'phone', 'pseudonym_phone')" >/dev/null
 
-PLAN="SELECT string_agg(view_name || '.' || column_name || '=' || strategy || ' ' || decided_by, E'\n' ORDER BY 1) FROM ecrm.masked_columns"
+PLAN="SELECT string_agg(view_name || '.' || column_name || '=' || strategy || ' ' || decided_by, E'\n' ORDER BY view_name::text, column_name) FROM ecrm.masked_columns"
 TWINS="SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM (SELECT * FROM ecrm_masked.customers UNION ALL
         SELECT NULL, email, phone, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
           FROM ecrm_masked.shell_contacts) x"
