@@ -17,6 +17,7 @@
 extern char *ecrm_default_country;
 extern char *ecrm_lifecycle_reason;
 extern bool ecrm_segment_realtime;
+extern int	ecrm_idset_max_memory;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones
