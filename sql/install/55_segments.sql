@@ -1505,15 +1505,16 @@ COMMENT ON FUNCTION ecrm.in_segment(bigint, text) IS
     'Whether a customer is in a segment now (a merged id counts as its survivor); unknown segment: error P0002';
 
 -- Declared in 30_views.sql for ecrm.customer_360.  An SQL-standard body the planner inlines into the view:
--- a scan of the (few) segments, an index lookup in segment_delta and a membership test per segment (a
--- sliced read of the stored set; scanning many customers, each set is read whole once per query).
+-- a scan of the (few) segments and, per segment, a primary-key lookup in segment_delta and a membership
+-- test (a sliced read of the stored set; scanning many customers, each set is read whole once per query).
 CREATE OR REPLACE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT coalesce(array_agg(s.name ORDER BY s.name), '{}')
       FROM ecrm.segment s
-      LEFT JOIN ecrm.segment_delta d ON d.segment_id = s.segment_id AND d.customer_id = _segment_names_of.customer_id
-     WHERE coalesce(d.is_member, ecrm.idset_contains(s.members, _segment_names_of.customer_id));
+     WHERE coalesce((SELECT d.is_member FROM ecrm.segment_delta d
+                      WHERE d.segment_id = s.segment_id AND d.customer_id = _segment_names_of.customer_id),
+                    ecrm.idset_contains(s.members, _segment_names_of.customer_id));
 END;
 COMMENT ON FUNCTION ecrm._segment_names_of(bigint) IS
     'One row: the names of the segments a golden-record customer is in now, ascending (no merge resolution: see ecrm.customer_segments)';
