@@ -1504,17 +1504,19 @@ $$;
 COMMENT ON FUNCTION ecrm.in_segment(bigint, text) IS
     'Whether a customer is in a segment now (a merged id counts as its survivor); unknown segment: error P0002';
 
--- Declared in 30_views.sql for ecrm.customer_360.  An SQL-standard body the planner inlines into the view:
--- a scan of the (few) segments and, per segment, a primary-key lookup in segment_delta and a membership
--- test (a sliced read of the stored set; scanning many customers, each set is read whole once per query).
+-- Declared in 30_views.sql for ecrm.customer_360.  An SQL-standard body the planner inlines into the view
+-- (and drops when the column is not selected): a scan of the (few) segments and, per segment, a
+-- primary-key lookup in segment_delta and a membership test (a sliced read of the stored set; scanning
+-- many customers, each set is read whole once per query).
 CREATE OR REPLACE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT coalesce(array_agg(s.name ORDER BY s.name), '{}')
-      FROM ecrm.segment s
-     WHERE coalesce((SELECT d.is_member FROM ecrm.segment_delta d
-                      WHERE d.segment_id = s.segment_id AND d.customer_id = _segment_names_of.customer_id),
-                    ecrm.idset_contains(s.members, _segment_names_of.customer_id));
+    SELECT ARRAY(SELECT s.name FROM ecrm.segment s
+                  WHERE coalesce((SELECT d.is_member FROM ecrm.segment_delta d
+                                   WHERE d.segment_id = s.segment_id AND d.customer_id = _segment_names_of.customer_id),
+                                 ecrm.idset_contains(s.members, _segment_names_of.customer_id))
+                  ORDER BY s.name)
+    OFFSET 0;   -- keeps the lookup beside the customer's scan, whose plan then does not depend on it
 END;
 COMMENT ON FUNCTION ecrm._segment_names_of(bigint) IS
     'One row: the names of the segments a golden-record customer is in now, ascending (no merge resolution: see ecrm.customer_segments)';
