@@ -3,6 +3,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "ecrm.h"
 #include "utils/guc.h"
 
@@ -24,6 +26,7 @@ static const struct config_enum_entry realtime_resolution_options[] = {
 	{"merge", ECRM_RESOLVE_MERGE, false},
 	{NULL, 0, false}
 };
+int			ecrm_idset_max_memory = 1024 * 1024;	/* kB */
 
 void		_PG_init(void);
 
@@ -90,6 +93,17 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("ecrm.idset_max_memory",
+							"Most memory one idset may take while it is built or computed with.",
+							"The roaring bitmap library allocates outside PostgreSQL's memory accounting; a set that would grow past this fails with an error instead.",
+							&ecrm_idset_max_memory,
+							1024 * 1024,
+							1024,
+							INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 	/* Set (usually SET LOCAL) by whoever moves a customer along the lifecycle; the trigger records it. */
 	DefineCustomStringVariable("ecrm.lifecycle_reason",

@@ -28,6 +28,7 @@ extern int	ecrm_realtime_resolution;
 #define ECRM_RESOLVE_OFF	0
 #define ECRM_RESOLVE_REVIEW	1
 #define ECRM_RESOLVE_MERGE	2
+extern int	ecrm_idset_max_memory;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones

@@ -21,6 +21,7 @@
 #include <limits.h>
 
 #include "access/detoast.h"
+#include "access/heaptoast.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "funcapi.h"
@@ -154,6 +155,65 @@ IdSetFree(IdSet *set)
 	IdSetFreeCallback(set);
 }
 
+/* Estimated malloc'd bytes of one bitmap (see IDSET_MAX_MEMORY). */
+static Size
+BitmapMemory(const roaring_bitmap_t *bm)
+{
+	return roaring_bitmap_portable_size_in_bytes(bm) +
+		(Size) IDSET_CONTAINER_BYTES * bm->high_low_container.allocation_size;
+}
+
+/* Estimated malloc'd bytes of a set's bitmaps. */
+Size
+IdSetMemory(const IdSet *set)
+{
+	Size		n = 0;
+	int			i;
+
+	for (i = 0; i < set->nbuckets; i++)
+		n += BitmapMemory(set->bitmaps[i]);
+	return n;
+}
+
+static void
+ReportTooLarge(Size bytes)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("idset is too large to build"),
+			 errdetail("It would take about %zu MB of memory; ecrm.idset_max_memory allows %zu MB.",
+					   (bytes + (1 << 20) - 1) >> 20, IDSET_MAX_MEMORY >> 20),
+			 errhint("Split the ids into several sets (for example by ranges of ids), or raise ecrm.idset_max_memory.")));
+}
+
+/*
+ * Measure the set now; fail when it is over the bound.  The next check comes
+ * when the bytes that may have been added since reach the headroom left, or,
+ * near the bound, a third of the set: measuring walks every container, so
+ * its cost stays a fraction of the additions, and the set overshoots the
+ * bound by at most about a third of itself.
+ */
+static void
+IdSetCheckMemory(IdSet *set)
+{
+	Size		bytes = IdSetMemory(set);
+
+	set->measured = bytes;
+	set->unchecked = 0;
+	if (bytes > IDSET_MAX_MEMORY)
+		ReportTooLarge(bytes);
+	set->next_check = Max(Max(IDSET_MAX_MEMORY - bytes, bytes / 3), (Size) 65536);
+}
+
+/* The set grew by at most bytes; check its size now and then. */
+static inline void
+IdSetGrew(IdSet *set, Size bytes)
+{
+	set->unchecked += bytes;
+	if (set->unchecked >= set->next_check)
+		IdSetCheckMemory(set);
+}
+
 static int
 FindBucket(const IdSet *set, uint32 high)
 {
@@ -211,6 +271,7 @@ InsertBucket(IdSet *set, int pos, uint32 high, roaring_bitmap_t *bm)
 	set->highs[pos] = high;
 	set->bitmaps[pos] = bm;
 	set->nbuckets++;
+	IdSetGrew(set, BitmapMemory(bm));
 }
 
 /* Append a bitmap whose high is above every bucket's (ownership passes). */
@@ -255,6 +316,7 @@ IdSetAdd(IdSet *set, int64 id)
 {
 	CheckId(id);
 	roaring_bitmap_add(GetBucket(set, (uint32) ((uint64) id >> 32)), (uint32) id);
+	IdSetGrew(set, IDSET_ID_BYTES);
 }
 
 /* Add many ids; runs of ids with the same high 32 bits go in one call. */
@@ -276,15 +338,34 @@ IdSetAddMany(IdSet *set, const int64 *ids, int n)
 			buf[m++] = (uint32) ids[i++];
 		bm = GetBucket(set, high);
 		roaring_bitmap_add_many(bm, m, buf);
+		IdSetGrew(set, (Size) IDSET_ID_BYTES * m);
 	}
 }
 
-/* Add the ids lo..hi (inclusive, lo <= hi, both valid). */
+/* How many 2^16-id chunks the range lo..hi touches. */
+static inline uint64
+RangeChunks(int64 lo, int64 hi)
+{
+	return ((uint64) hi >> 16) - ((uint64) lo >> 16) + 1;
+}
+
+/*
+ * Add the ids lo..hi (inclusive, lo <= hi, both valid).  A range is cheap to
+ * write and dear to hold (one container per chunk), so its size is checked
+ * before anything is built.
+ */
 static void
 IdSetAddRange(IdSet *set, int64 lo, int64 hi)
 {
 	uint64		h;
 
+	if (RangeChunks(lo, hi) > IDSET_MAX_CHUNKS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("range " INT64_FORMAT "-" INT64_FORMAT " covers too many ids", lo, hi),
+				 errdetail("It touches " UINT64_FORMAT " blocks of 65536 ids; with ecrm.idset_max_memory at %zu MB a range may touch " UINT64_FORMAT ".",
+						   RangeChunks(lo, hi), IDSET_MAX_MEMORY >> 20, IDSET_MAX_CHUNKS),
+				 errhint("Split the range into several sets, or raise ecrm.idset_max_memory.")));
 	for (h = (uint64) lo >> 32; h <= ((uint64) hi >> 32); h++)
 	{
 		uint32		from = (h == ((uint64) lo >> 32)) ? (uint32) lo : 0;
@@ -292,6 +373,7 @@ IdSetAddRange(IdSet *set, int64 lo, int64 hi)
 
 		CHECK_FOR_INTERRUPTS();
 		roaring_bitmap_add_range_closed(GetBucket(set, (uint32) h), from, to);
+		IdSetGrew(set, (Size) IDSET_RANGE_CHUNK_BYTES * ((to >> 16) - (from >> 16) + 1));
 	}
 }
 
@@ -410,19 +492,22 @@ BlobContainerPos(const BlobView *v, uint32 i)
 	return pos;
 }
 
-/* Does container i (at pos) hold the low 16 bits x? */
+/*
+ * Container-level reads.  c points at a container's bytes, all present:
+ * runs {uint16 nruns, nruns x {uint16 start, uint16 length - 1}}, a bitset
+ * of 8192 bytes, or an ascending array of card uint16.
+ */
+
+/* Does the container hold the low 16 bits x? */
 static bool
-BlobContainerHas(const BlobView *v, uint32 i, Size pos, uint16 x)
+ContainerHas(const uint8 *c, bool isrun, uint32 card, uint16 x)
 {
-	const uint8 *c = v->buf + pos;
+	int			lo = 0,
+				hi;
 
-	if (BlobContainerBytes(v, i, pos) == 0)
-		ReportCorrupt("A bitmap container runs past the end of its bucket.");
-	if (BV_ISRUN(v, i))
+	if (isrun)
 	{
-		int			lo = 0,
-					hi = GetU16(c) - 1;
-
+		hi = GetU16(c) - 1;
 		while (lo <= hi)
 		{
 			int			mid = lo + (hi - lo) / 2;
@@ -438,48 +523,17 @@ BlobContainerHas(const BlobView *v, uint32 i, Size pos, uint16 x)
 		}
 		return false;
 	}
-	else if (BV_CARD(v, i) > ARRAY_MAX_CARD)
+	if (card > ARRAY_MAX_CARD)
 		return (c[x / 8] >> (x % 8)) & 1;
-	else
-	{
-		int			lo = 0,
-					hi = (int) BV_CARD(v, i) - 1;
-
-		while (lo <= hi)
-		{
-			int			mid = lo + (hi - lo) / 2;
-			uint16		y = GetU16(c + 2 * mid);
-
-			if (y == x)
-				return true;
-			if (y < x)
-				lo = mid + 1;
-			else
-				hi = mid - 1;
-		}
-		return false;
-	}
-}
-
-static bool
-BlobContains(const uint8 *buf, Size len, uint32 low)
-{
-	BlobView	v;
-	uint16		key = low >> 16;
-	int			lo = 0,
-				hi;
-
-	if (!BlobParse(buf, len, &v))
-		ReportCorrupt("A bitmap header does not fit in its bucket.");
-	hi = (int) v.size - 1;
+	hi = (int) card - 1;
 	while (lo <= hi)
 	{
 		int			mid = lo + (hi - lo) / 2;
-		uint16		k = BV_KEY(&v, mid);
+		uint16		y = GetU16(c + 2 * mid);
 
-		if (k == key)
-			return BlobContainerHas(&v, mid, BlobContainerPos(&v, mid), (uint16) low);
-		if (k < key)
+		if (y == x)
+			return true;
+		if (y < x)
 			lo = mid + 1;
 		else
 			hi = mid - 1;
@@ -487,55 +541,38 @@ BlobContains(const uint8 *buf, Size len, uint32 low)
 	return false;
 }
 
-/* Smallest (first) or largest value of a non-empty blob. */
-static uint32
-BlobExtreme(const uint8 *buf, Size len, bool largest)
+/* Smallest or largest low 16 bits of a non-empty container. */
+static uint16
+ContainerExtreme(const uint8 *c, bool isrun, uint32 card, bool largest)
 {
-	BlobView	v;
-	uint32		i;
-	Size		pos;
-	const uint8 *c;
-	uint32		low;
-
-	if (!BlobParse(buf, len, &v) || v.size == 0)
-		ReportCorrupt("A bitmap header does not fit in its bucket.");
-	i = largest ? v.size - 1 : 0;
-	pos = BlobContainerPos(&v, i);
-	if (BlobContainerBytes(&v, i, pos) == 0)
-		ReportCorrupt("A bitmap container runs past the end of its bucket.");
-	c = v.buf + pos;
-	if (BV_ISRUN(&v, i))
+	if (isrun)
 	{
 		uint16		nruns = GetU16(c);
 
 		if (nruns == 0)
 			ReportCorrupt("A run container has no runs.");
-		low = largest ? (uint32) GetU16(c + 2 + 4 * (nruns - 1)) + GetU16(c + 4 + 4 * (nruns - 1))
+		return largest ? GetU16(c + 2 + 4 * (nruns - 1)) + GetU16(c + 4 + 4 * (nruns - 1))
 			: GetU16(c + 2);
 	}
-	else if (BV_CARD(&v, i) > ARRAY_MAX_CARD)
+	if (card > ARRAY_MAX_CARD)
 	{
 		int			b;
 
-		low = 0;
 		if (largest)
 		{
-			for (b = BITSET_BYTES - 1; b >= 0 && c[b] == 0; b--)
-				;
-			if (b >= 0)
-				low = b * 8 + pg_leftmost_one_pos32(c[b]);
+			for (b = BITSET_BYTES - 1; b >= 0; b--)
+				if (c[b] != 0)
+					return b * 8 + pg_leftmost_one_pos32(c[b]);
 		}
 		else
 		{
-			for (b = 0; b < BITSET_BYTES && c[b] == 0; b++)
-				;
-			if (b < BITSET_BYTES)
-				low = b * 8 + pg_rightmost_one_pos32(c[b]);
+			for (b = 0; b < BITSET_BYTES; b++)
+				if (c[b] != 0)
+					return b * 8 + pg_rightmost_one_pos32(c[b]);
 		}
+		ReportCorrupt("A bitset container is empty.");
 	}
-	else
-		low = GetU16(c + 2 * (largest ? BV_CARD(&v, i) - 1 : 0));
-	return ((uint32) BV_KEY(&v, i) << 16) | low;
+	return GetU16(c + 2 * (largest ? card - 1 : 0));
 }
 
 /*
@@ -697,17 +734,27 @@ ViewHigh(const IdSetView *v, uint32 i)
 	return GetU32(v->dir + IDSET_DIR_ENTRY * i);
 }
 
-/* Position and length of blob i. */
+/* Offset (in the data) and length of blob i. */
 static void
-ViewBlob(const IdSetView *v, uint32 i, const uint8 **blob, Size *len)
+ViewBlobOffset(const IdSetView *v, uint32 i, Size *off, Size *len)
 {
 	Size		pos = v->blobs;
 	uint32		j;
 
 	for (j = 0; j < i; j++)
 		pos += GetU32(v->dir + IDSET_DIR_ENTRY * j + 4);
-	*blob = v->base + pos;
+	*off = pos;
 	*len = GetU32(v->dir + IDSET_DIR_ENTRY * i + 4);
+}
+
+/* Position and length of blob i. */
+static void
+ViewBlob(const IdSetView *v, uint32 i, const uint8 **blob, Size *len)
+{
+	Size		off;
+
+	ViewBlobOffset(v, i, &off, len);
+	*blob = v->base + off;
 }
 
 static int
@@ -947,7 +994,10 @@ IdSetOrInPlace(IdSet *a, const IdSet *b)
 
 		CHECK_FOR_INTERRUPTS();
 		if (pos >= 0)
+		{
 			roaring_bitmap_or_inplace(a->bitmaps[pos], b->bitmaps[j]);
+			IdSetGrew(a, BitmapMemory(b->bitmaps[j]));
+		}
 		else
 			InsertBucket(a, -pos - 1, b->highs[j], CopyBitmap(b->bitmaps[j]));
 	}
@@ -1133,13 +1183,14 @@ ecrm_idset_in(PG_FUNCTION_ARGS)
 							 errmsg("invalid input syntax for type idset: \"%s\"", str),
 							 errdetail("Range " INT64_FORMAT "-" INT64_FORMAT " at character %d ends before it starts.",
 									   lo, hi, pg_mbstrlen_with_len(str, dash - str) + 1)));
-				chunks += ((uint64) hi >> 16) - ((uint64) lo >> 16) + 1;
+				chunks += RangeChunks(lo, hi);
 				if (chunks > IDSET_MAX_CHUNKS)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 							 errmsg("idset ranges cover too many ids"),
-							 errdetail("The ranges of one idset may touch at most %d blocks of 65536 ids.",
-									   IDSET_MAX_CHUNKS)));
+							 errdetail("With ecrm.idset_max_memory at %zu MB the ranges of one idset may touch " UINT64_FORMAT " blocks of 65536 ids.",
+									   IDSET_MAX_MEMORY >> 20, IDSET_MAX_CHUNKS),
+							 errhint("Split the ranges into several sets, or raise ecrm.idset_max_memory.")));
 				IdSetAddRange(set, lo, hi);
 				SkipSpace(&p);
 			}
@@ -1319,24 +1370,359 @@ ecrm_idset_send(PG_FUNCTION_ARGS)
 }
 
 /* ----------------------------------------------------------------
- * Reads on the serialised form
+ * Reads on the serialised form, in slices when it is stored
+ *
+ * A membership test needs the header, the bucket directory, one bitmap's
+ * container table and a few bytes of one container.  A set stored out of
+ * line uncompressed (STORAGE EXTERNAL, as ecrm.segment.members) is read as
+ * slices of its TOAST value, so a test on a megabyte set fetches one or two
+ * TOAST chunks instead of the whole value.  Other values are read whole;
+ * both go through the same code.
  * ---------------------------------------------------------------- */
+#define READER_PREFIX_BYTES TOAST_MAX_CHUNK_SIZE	/* fetched first: header,
+														 * directory and usually
+														 * the container table */
+
+typedef struct SetReader
+{
+	struct varlena *toast;		/* the value read in slices, or NULL */
+	const uint8 *whole;			/* else all its data */
+	Size		len;			/* data bytes (after the varlena header) */
+	const uint8 *prefix;		/* toast: its first prefix_len bytes */
+	Size		prefix_len;
+} SetReader;
+
+/* Where one bitmap of a set lies, with its container table. */
+typedef struct BlobRef
+{
+	Size		off;			/* of the bitmap in the set's data */
+	Size		len;
+	BlobView	v;				/* over the bitmap's header bytes only */
+	Size		hdrlen;
+} BlobRef;
+
+static void
+ReaderFromData(SetReader *r, const IdSetData *data)
+{
+	memset(r, 0, sizeof(*r));
+	r->whole = (const uint8 *) VARDATA(data);
+	r->len = VARSIZE(data) - VARHDRSZ;
+}
+
+/*
+ * Is raw stored out of line uncompressed (readable in slices)?  Fills ptr
+ * when it is out of line.  (VARATT_EXTERNAL_IS_COMPRESSED, without its
+ * signed comparison.)
+ */
 static bool
-DataContains(const IdSetData *data, int64 id)
+ToastSliceable(struct varlena *raw, struct varatt_external *ptr)
+{
+	if (!VARATT_IS_EXTERNAL_ONDISK(raw))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(*ptr, raw);
+	return (Size) VARATT_EXTERNAL_GET_EXTSIZE(*ptr) >= (Size) (ptr->va_rawsize - VARHDRSZ);
+}
+
+/* raw: an external on-disk, uncompressed value (ptr is its pointer). */
+static void
+ReaderFromToast(SetReader *r, struct varlena *raw, const struct varatt_external *ptr)
+{
+	memset(r, 0, sizeof(*r));
+	r->toast = raw;
+	r->len = VARATT_EXTERNAL_GET_EXTSIZE(*ptr);
+}
+
+/* n bytes at off (checked against the value's length). */
+static const uint8 *
+ReaderGet(SetReader *r, Size off, Size n)
+{
+	struct varlena *slice;
+
+	if (off > r->len || n > r->len - off)
+		ReportCorrupt("A part of the idset lies past its end.");
+	if (r->whole != NULL)
+		return r->whole + off;
+	if (r->prefix == NULL)
+	{
+		r->prefix_len = Min(r->len, READER_PREFIX_BYTES);
+		slice = detoast_attr_slice(r->toast, 0, (int32) r->prefix_len);
+		if (VARSIZE(slice) - VARHDRSZ != r->prefix_len)
+			ReportCorrupt("The stored idset is shorter than its TOAST pointer says.");
+		r->prefix = (const uint8 *) VARDATA(slice);
+	}
+	if (off + n <= r->prefix_len)
+		return r->prefix + off;
+	slice = detoast_attr_slice(r->toast, (int32) off, (int32) n);
+	if (VARSIZE(slice) - VARHDRSZ != n)
+		ReportCorrupt("The stored idset is shorter than its TOAST pointer says.");
+	return (const uint8 *) VARDATA(slice);
+}
+
+/* Header and directory. */
+static void
+ReaderView(SetReader *r, IdSetView *v)
+{
+	const uint8 *h = ReaderGet(r, 0, IDSET_HEADER_SIZE);
+	uint32		nb = GetU32(h + 4);
+
+	if (nb > (r->len - IDSET_HEADER_SIZE) / IDSET_DIR_ENTRY)
+		ReportCorrupt("The idset header is inconsistent.");
+	h = ReaderGet(r, 0, IDSET_HEADER_SIZE + (Size) IDSET_DIR_ENTRY * nb);
+	/* reads the header and directory only; len is the whole value's */
+	ViewParse(h, r->len, v, false);
+}
+
+/* Bitmap b of the set: its place and its container table. */
+static void
+ReaderBlob(SetReader *r, const IdSetView *v, uint32 b, BlobRef *br)
+{
+	const uint8 *p;
+	uint32		cookie,
+				size;
+
+	ViewBlobOffset(v, b, &br->off, &br->len);
+	p = ReaderGet(r, br->off, Min(br->len, 8));
+	if (br->len < 8)
+		ReportCorrupt("A bitmap header does not fit in its bucket.");
+	cookie = GetU32(p);
+	if ((cookie & 0xFFFF) == SERIAL_COOKIE)
+	{
+		size = (cookie >> 16) + 1;
+		br->hdrlen = 4 + (size + 7) / 8 + (Size) 4 * size + (size >= NO_OFFSET_THRESHOLD ? (Size) 4 * size : 0);
+	}
+	else if (cookie == SERIAL_COOKIE_NO_RUN && GetU32(p + 4) <= 65536)
+		br->hdrlen = 8 + (Size) 8 * GetU32(p + 4);
+	else
+		ReportCorrupt("A bitmap header is malformed.");
+	if (br->hdrlen > br->len)
+		ReportCorrupt("A bitmap header does not fit in its bucket.");
+	p = ReaderGet(r, br->off, br->hdrlen);
+	if (!BlobParse(p, br->hdrlen, &br->v) || br->v.size == 0)
+		ReportCorrupt("A bitmap header does not fit in its bucket.");
+}
+
+/* Bytes of bitmap br at off..off+n (relative to the bitmap). */
+static const uint8 *
+ReaderBlobGet(SetReader *r, const BlobRef *br, Size off, Size n)
+{
+	if (off > br->len || n > br->len - off)
+		ReportCorrupt("A bitmap container runs past the end of its bucket.");
+	return ReaderGet(r, br->off + off, n);
+}
+
+/* Bytes of container i at pos (relative to the bitmap). */
+static Size
+ReaderContainerBytes(SetReader *r, const BlobRef *br, uint32 i, Size pos)
+{
+	if (BV_ISRUN(&br->v, i))
+		return 2 + (Size) 4 * GetU16(ReaderBlobGet(r, br, pos, 2));
+	if (BV_CARD(&br->v, i) > ARRAY_MAX_CARD)
+		return BITSET_BYTES;
+	return (Size) 2 * BV_CARD(&br->v, i);
+}
+
+/* Where container i starts, relative to the bitmap. */
+static Size
+ReaderContainerPos(SetReader *r, const BlobRef *br, uint32 i)
+{
+	Size		pos;
+	uint32		j;
+
+	if (br->v.offsets != NULL)
+		pos = GetU32(br->v.offsets + 4 * i);
+	else
+	{
+		/* fewer than four containers: add up the ones before */
+		pos = br->hdrlen;
+		for (j = 0; j < i; j++)
+			pos += ReaderContainerBytes(r, br, j, pos);
+	}
+	if (pos < br->hdrlen || pos > br->len)
+		ReportCorrupt("A bitmap container offset lies outside its bucket.");
+	return pos;
+}
+
+/* Index of the container holding key, or -1. */
+static int
+BlobFindKey(const BlobView *v, uint16 key)
+{
+	int			lo = 0,
+				hi = (int) v->size - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		uint16		k = BV_KEY(v, mid);
+
+		if (k == key)
+			return mid;
+		if (k < key)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+static bool
+ReaderContains(SetReader *r, int64 id)
 {
 	IdSetView	v;
-	int			b;
-	const uint8 *blob;
-	Size		len;
+	BlobRef		br;
+	int			b,
+				i;
+	Size		pos;
+	uint16		x = (uint16) id;
+	bool		isrun;
+	uint32		card;
 
 	if (id < 0)
 		return false;
-	ViewFromData(data, &v);
+	ReaderView(r, &v);
 	b = ViewFindBucket(&v, (uint32) ((uint64) id >> 32));
 	if (b < 0)
 		return false;
-	ViewBlob(&v, b, &blob, &len);
-	return BlobContains(blob, len, (uint32) id);
+	ReaderBlob(r, &v, b, &br);
+	i = BlobFindKey(&br.v, (uint16) ((uint32) id >> 16));
+	if (i < 0)
+		return false;
+	pos = ReaderContainerPos(r, &br, i);
+	isrun = BV_ISRUN(&br.v, i);
+	card = BV_CARD(&br.v, i);
+	if (!isrun && card > ARRAY_MAX_CARD)
+	{
+		/* a bitset: fetch just the byte that holds x */
+		if (pos + BITSET_BYTES > br.len)
+			ReportCorrupt("A bitmap container runs past the end of its bucket.");
+		return (*ReaderBlobGet(r, &br, pos + x / 8, 1) >> (x % 8)) & 1;
+	}
+	return ContainerHas(ReaderBlobGet(r, &br, pos, ReaderContainerBytes(r, &br, i, pos)), isrun, card, x);
+}
+
+/* Detoast raw into memory context cxt. */
+static IdSetData *
+DetoastIn(MemoryContext cxt, struct varlena *raw)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	IdSetData  *data = (IdSetData *) detoast_attr(raw);
+
+	MemoryContextSwitchTo(old);
+	return data;
+}
+
+/*
+ * Stored sets a query tests (fn_extra).  A stored value is read in slices at
+ * its first test; when the same query tests it again (a join, many ids, a
+ * view that checks every segment for every customer), it is detoasted once
+ * and later tests read memory.  Toast values never change in place, so the
+ * TOAST pointer identifies a value.  At most CACHE_ENTRIES values, holding
+ * at most work_mem of detoasted bytes, least recently used first out.
+ */
+#define CACHE_ENTRIES 8
+
+typedef struct CacheEntry
+{
+	Oid			toastrelid;
+	Oid			valueid;
+	uint64		lastuse;
+	IdSetData  *data;			/* detoasted, or NULL */
+} CacheEntry;
+
+typedef struct SetCache
+{
+	uint64		clock;
+	Size		bytes;			/* detoasted bytes held */
+	int			n;
+	CacheEntry	e[CACHE_ENTRIES];
+} SetCache;
+
+static void
+ReaderForArg(FunctionCallInfo fcinfo, int argno, SetReader *r)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+	SetCache   *cache = (SetCache *) fcinfo->flinfo->fn_extra;
+	CacheEntry *e = NULL;
+	struct varatt_external ptr;
+	bool		sliceable;
+	Size		size;
+	int			i;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(raw))
+	{
+		ReaderFromData(r, DatumGetIdSetData(PointerGetDatum(raw)));
+		return;
+	}
+	sliceable = ToastSliceable(raw, &ptr);
+	size = VARATT_EXTERNAL_GET_EXTSIZE(ptr);
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SetCache));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	for (i = 0; i < cache->n; i++)
+		if (cache->e[i].valueid == ptr.va_valueid && cache->e[i].toastrelid == ptr.va_toastrelid)
+			e = &cache->e[i];
+	if (e == NULL)
+	{
+		/* first test of this value: remember it, read it in slices */
+		if (cache->n < CACHE_ENTRIES)
+			e = &cache->e[cache->n++];
+		else
+		{
+			e = &cache->e[0];
+			for (i = 1; i < cache->n; i++)
+				if (cache->e[i].lastuse < e->lastuse)
+					e = &cache->e[i];
+			if (e->data != NULL)
+			{
+				cache->bytes -= VARSIZE(e->data);
+				pfree(e->data);
+			}
+		}
+		e->toastrelid = ptr.va_toastrelid;
+		e->valueid = ptr.va_valueid;
+		e->data = NULL;
+		e->lastuse = ++cache->clock;
+		if (sliceable)
+		{
+			ReaderFromToast(r, raw, &ptr);
+			return;
+		}
+	}
+	e->lastuse = ++cache->clock;
+	if (e->data == NULL && cache->bytes + size <= (Size) work_mem * 1024)
+	{
+		e->data = DetoastIn(fcinfo->flinfo->fn_mcxt, raw);
+		cache->bytes += VARSIZE(e->data);
+	}
+	if (e->data != NULL)
+		ReaderFromData(r, e->data);
+	else if (sliceable)
+		ReaderFromToast(r, raw, &ptr);
+	else
+		ReaderFromData(r, (IdSetData *) detoast_attr(raw));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_contains_id);
+/* idset @> bigint */
+Datum
+ecrm_idset_contains_id(PG_FUNCTION_ARGS)
+{
+	SetReader	r;
+
+	ReaderForArg(fcinfo, 0, &r);
+	PG_RETURN_BOOL(ReaderContains(&r, PG_GETARG_INT64(1)));
+}
+
+PG_FUNCTION_INFO_V1(ecrm_idset_id_contained);
+/* bigint <@ idset */
+Datum
+ecrm_idset_id_contained(PG_FUNCTION_ARGS)
+{
+	SetReader	r;
+
+	ReaderForArg(fcinfo, 1, &r);
+	PG_RETURN_BOOL(ReaderContains(&r, PG_GETARG_INT64(0)));
 }
 
 PG_FUNCTION_INFO_V1(ecrm_idset_cardinality);
@@ -1367,75 +1753,35 @@ ecrm_idset_is_empty(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(GetU32((uint8 *) VARDATA(data) + 4) == 0);
 }
 
-/*
- * The detoasted set of argument argno, cached across calls of one query
- * when it is the same out-of-line value (toast values never change), so
- * that testing many ids against a stored set detoasts it once.
- */
-static IdSetData *
-CachedSetArg(FunctionCallInfo fcinfo, int argno)
-{
-	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
-	typedef struct
-	{
-		struct varatt_external ptr;
-		IdSetData  *data;
-	} Cache;
-	Cache	   *cache = (Cache *) fcinfo->flinfo->fn_extra;
-	struct varatt_external ptr;
-
-	if (!VARATT_IS_EXTERNAL_ONDISK(raw))
-		return DatumGetIdSetData(PointerGetDatum(raw));
-	VARATT_EXTERNAL_GET_POINTER(ptr, raw);
-	if (cache != NULL && cache->ptr.va_valueid == ptr.va_valueid && cache->ptr.va_toastrelid == ptr.va_toastrelid)
-		return cache->data;
-	if (cache == NULL)
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(Cache));
-	else if (cache->data != NULL)
-		pfree(cache->data);
-	cache->data = NULL;
-	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-
-		cache->data = (IdSetData *) detoast_attr(raw);
-		MemoryContextSwitchTo(old);
-	}
-	cache->ptr = ptr;
-	fcinfo->flinfo->fn_extra = cache;
-	return cache->data;
-}
-
-PG_FUNCTION_INFO_V1(ecrm_idset_contains_id);
-/* idset @> bigint */
-Datum
-ecrm_idset_contains_id(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(DataContains(CachedSetArg(fcinfo, 0), PG_GETARG_INT64(1)));
-}
-
-PG_FUNCTION_INFO_V1(ecrm_idset_id_contained);
-/* bigint <@ idset */
-Datum
-ecrm_idset_id_contained(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(DataContains(CachedSetArg(fcinfo, 1), PG_GETARG_INT64(0)));
-}
-
+/* Smallest or largest id: reads the first or last container only. */
 static Datum
 Extreme(FunctionCallInfo fcinfo, bool largest)
 {
-	IdSetData  *data = PG_GETARG_IDSETDATA(0);
+	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(0));
+	SetReader	r;
 	IdSetView	v;
-	const uint8 *blob;
-	Size		len;
-	uint32		b;
+	BlobRef		br;
+	uint32		b,
+				i;
+	Size		pos;
 
-	ViewFromData(data, &v);
+	struct varatt_external ptr;
+
+	if (ToastSliceable(raw, &ptr))
+		ReaderFromToast(&r, raw, &ptr);
+	else
+		ReaderFromData(&r, DatumGetIdSetData(PointerGetDatum(raw)));
+	ReaderView(&r, &v);
 	if (v.nbuckets == 0)
 		PG_RETURN_NULL();
 	b = largest ? v.nbuckets - 1 : 0;
-	ViewBlob(&v, b, &blob, &len);
-	PG_RETURN_INT64(MakeId(ViewHigh(&v, b), BlobExtreme(blob, len, largest)));
+	ReaderBlob(&r, &v, b, &br);
+	i = largest ? br.v.size - 1 : 0;
+	pos = ReaderContainerPos(&r, &br, i);
+	PG_RETURN_INT64(MakeId(ViewHigh(&v, b),
+						   ((uint32) BV_KEY(&br.v, i) << 16) |
+						   ContainerExtreme(ReaderBlobGet(&r, &br, pos, ReaderContainerBytes(&r, &br, i, pos)),
+											BV_ISRUN(&br.v, i), BV_CARD(&br.v, i), largest)));
 }
 
 PG_FUNCTION_INFO_V1(ecrm_idset_min);
@@ -1706,8 +2052,10 @@ ecrm_idset_remove(PG_FUNCTION_ARGS)
 	int64		id = PG_GETARG_INT64(1);
 	IdSet	   *set;
 	int			pos;
+	SetReader	r;
 
-	if (!DataContains(data, id))
+	ReaderFromData(&r, data);
+	if (!ReaderContains(&r, id))
 		PG_RETURN_POINTER(data);
 	set = IdSetFromData(data);
 	pos = FindBucket(set, (uint32) ((uint64) id >> 32));
@@ -1761,14 +2109,7 @@ ecrm_idset_range(PG_FUNCTION_ARGS)
 	CheckId(hi);
 	set = IdSetCreate();
 	if (lo <= hi)
-	{
-		if (((uint64) hi >> 16) - ((uint64) lo >> 16) + 1 > IDSET_MAX_CHUNKS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("range " INT64_FORMAT "-" INT64_FORMAT " covers too many ids", lo, hi),
-					 errdetail("A range may touch at most %d blocks of 65536 ids.", IDSET_MAX_CHUNKS)));
 		IdSetAddRange(set, lo, hi);
-	}
 	return IdSetReturn(set);
 }
 
@@ -1946,48 +2287,73 @@ ecrm_idset_select(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-/* The sets of a variadic idset[] argument (NULL elements are skipped). */
-static IdSet **
-SetsOfArray(ArrayType *arr, int *count)
+/*
+ * The stored sets of a variadic idset[] argument (NULL elements skipped),
+ * not yet deserialised: many-set operations build one set at a time.
+ */
+static IdSetData **
+DataOfArray(ArrayType *arr, int *count)
 {
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n,
 				i,
 				k = 0;
-	IdSet	  **sets;
+	IdSetData **data;
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
 
 	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
 	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
-	sets = palloc(sizeof(IdSet *) * Max(n, 1));
+	data = palloc(sizeof(IdSetData *) * Max(n, 1));
 	for (i = 0; i < n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
 		if (!nulls[i])
-			sets[k++] = IdSetFromData(DatumGetIdSetData(elems[i]));
-	}
+			data[k++] = DatumGetIdSetData(elems[i]);
 	*count = k;
-	return sets;
+	return data;
 }
 
-/* Intersection of many sets, smallest first so the work shrinks fast. */
+/* Number of ids of a stored set, from its header. */
+static uint64
+DataCardinality(const IdSetData *data)
+{
+	IdSetView	v;
+
+	ViewFromData(data, &v);
+	return v.cardinality;
+}
+
+static int
+CompareCardinality(const void *a, const void *b)
+{
+	uint64		ca = DataCardinality(*(IdSetData *const *) a);
+	uint64		cb = DataCardinality(*(IdSetData *const *) b);
+
+	return (ca > cb) - (ca < cb);
+}
+
+/*
+ * Intersection of many sets: smallest first, each set built only when the
+ * intersection so far is not empty yet, and freed after use.
+ */
 static IdSet *
-IntersectMany(IdSet **sets, int n)
+IntersectMany(IdSetData **data, int n)
 {
 	IdSet	   *r;
-	int			i,
-				smallest = 0;
+	int			i;
 
-	for (i = 1; i < n; i++)
-		if (IdSetCardinality(sets[i]) < IdSetCardinality(sets[smallest]))
-			smallest = i;
-	r = IdSetBinary(sets[smallest], sets[smallest], OP_OR);
-	for (i = 0; i < n && r->nbuckets > 0; i++)
-		if (i != smallest)
-			IdSetAndInPlace(r, sets[i]);
+	qsort(data, n, sizeof(IdSetData *), CompareCardinality);
+	r = IdSetFromData(data[0]);
+	for (i = 1; i < n && r->nbuckets > 0; i++)
+	{
+		IdSet	   *s;
+
+		CHECK_FOR_INTERRUPTS();
+		s = IdSetFromData(data[i]);
+		IdSetAndInPlace(r, s);
+		IdSetFree(s);
+	}
 	return r;
 }
 
@@ -1996,17 +2362,12 @@ PG_FUNCTION_INFO_V1(ecrm_idset_intersection);
 Datum
 ecrm_idset_intersection(PG_FUNCTION_ARGS)
 {
-	int			n,
-				i;
-	IdSet	  **sets = SetsOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
-	IdSet	   *r;
+	int			n;
+	IdSetData **data = DataOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
 
 	if (n == 0)
 		PG_RETURN_NULL();
-	r = IntersectMany(sets, n);
-	for (i = 0; i < n; i++)
-		IdSetFree(sets[i]);
-	return IdSetReturn(r);
+	return IdSetReturn(IntersectMany(data, n));
 }
 
 PG_FUNCTION_INFO_V1(ecrm_idset_intersection_cardinality);
@@ -2014,24 +2375,28 @@ PG_FUNCTION_INFO_V1(ecrm_idset_intersection_cardinality);
 Datum
 ecrm_idset_intersection_cardinality(PG_FUNCTION_ARGS)
 {
-	int			n,
-				i;
-	IdSet	  **sets = SetsOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
+	int			n;
+	IdSetData **data = DataOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
 	IdSet	   *r;
 	uint64		card;
 
 	if (n == 0)
 		PG_RETURN_NULL();
 	if (n == 2)
-		card = IdSetAndCardinality(sets[0], sets[1]);
+	{
+		IdSet	   *a = IdSetFromData(data[0]);
+		IdSet	   *b = IdSetFromData(data[1]);
+
+		card = IdSetAndCardinality(a, b);
+		IdSetFree(a);
+		IdSetFree(b);
+	}
 	else
 	{
-		r = IntersectMany(sets, n);
+		r = IntersectMany(data, n);
 		card = IdSetCardinality(r);
 		IdSetFree(r);
 	}
-	for (i = 0; i < n; i++)
-		IdSetFree(sets[i]);
 	PG_RETURN_INT64((int64) card);
 }
 
@@ -2042,13 +2407,17 @@ ecrm_idset_union(PG_FUNCTION_ARGS)
 {
 	int			n,
 				i;
-	IdSet	  **sets = SetsOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
+	IdSetData **data = DataOfArray(PG_GETARG_ARRAYTYPE_P(0), &n);
 	IdSet	   *r = IdSetCreate();
 
 	for (i = 0; i < n; i++)
 	{
-		IdSetOrInPlace(r, sets[i]);
-		IdSetFree(sets[i]);
+		IdSet	   *s;
+
+		CHECK_FOR_INTERRUPTS();
+		s = IdSetFromData(data[i]);
+		IdSetOrInPlace(r, s);
+		IdSetFree(s);
 	}
 	return IdSetReturn(r);
 }

@@ -6,7 +6,10 @@
  * up to 2^63-1 work.  CRoaring 0.2.66 allocates with malloc and has no
  * memory hook, so every IdSet registers a reset callback on the memory
  * context it lives in: its bitmaps are freed when that context goes away,
- * on success and on error alike.
+ * on success and on error alike.  Nor does PostgreSQL see that memory, so
+ * a set bounds its own size: it estimates its malloc'd bytes as it grows
+ * (amortised, see IdSetGrew) and fails with PROGRAM_LIMIT_EXCEEDED past
+ * IDSET_MAX_MEMORY, and ranges are checked before they are built.
  *
  * On disk (and on the wire, send/recv) an idset is, after the varlena header,
  * little-endian:
@@ -25,12 +28,29 @@
 #include "fmgr.h"
 #include "roaring/roaring.h"
 
+#include "ecrm.h"
+
 #define IDSET_VERSION		1
 #define IDSET_HEADER_SIZE	16
 #define IDSET_DIR_ENTRY		8
 
-/* A range in text input or idset_range() may cover at most this many 2^16-id chunks. */
-#define IDSET_MAX_CHUNKS	(1 << 24)
+/*
+ * Most malloc'd memory one in-memory set may take: the GUC
+ * ecrm.idset_max_memory (kB, default 1 GB).  Estimated as the portable size
+ * of its bitmaps plus IDSET_CONTAINER_BYTES per container slot, within about
+ * 25% of what glibc reports for CRoaring 0.2.66.
+ */
+#define IDSET_MAX_MEMORY		((Size) ecrm_idset_max_memory * 1024)
+#define IDSET_CONTAINER_BYTES	64
+
+/*
+ * A range covers one container per 2^16-id chunk, a full run container of
+ * about IDSET_RANGE_CHUNK_BYTES: ranges (text input, idset_range) may touch
+ * at most this many chunks, checked before anything is built.
+ */
+#define IDSET_RANGE_CHUNK_BYTES	80
+#define IDSET_ID_BYTES			IDSET_RANGE_CHUNK_BYTES /* most one added id costs */
+#define IDSET_MAX_CHUNKS		((uint64) (IDSET_MAX_MEMORY / IDSET_RANGE_CHUNK_BYTES))
 
 typedef struct IdSet
 {
@@ -38,6 +58,9 @@ typedef struct IdSet
 	int			capacity;
 	uint32	   *highs;			/* ascending */
 	roaring_bitmap_t **bitmaps; /* one per high, never NULL */
+	Size		measured;		/* estimated bytes at the last size check */
+	Size		unchecked;		/* most bytes added since */
+	Size		next_check;		/* check again when unchecked reaches this */
 	MemoryContextCallback cb;
 } IdSet;
 
@@ -57,5 +80,6 @@ extern uint64 IdSetCardinality(const IdSet *set);
 extern void IdSetOrInPlace(IdSet *a, const IdSet *b);
 extern void IdSetAndInPlace(IdSet *a, const IdSet *b);
 extern IdSetData *IdSetEmptyData(void);
+extern Size IdSetMemory(const IdSet *set);
 
 #endif							/* ECRM_IDSET_H */

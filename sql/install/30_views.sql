@@ -22,6 +22,14 @@ COMMENT ON COLUMN ecrm.customers.owner IS 'Sales or account owner';
 COMMENT ON COLUMN ecrm.customers.attributes IS 'Further attributes (JSON object)';
 COMMENT ON COLUMN ecrm.customers.created_at IS 'When the customer was first seen';
 
+-- The segments a customer is in, for customer_360 (one row: the names as text[]). 55_segments.sql replaces
+-- this placeholder once the segment tables exist; the planner inlines it into the view.
+CREATE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT '{}'::text[];
+END;
+
 CREATE VIEW ecrm.customer_360 AS
 SELECT c.customer_id,
        nullif(concat_ws(' ', c.first_name, c.last_name), '') AS full_name,
@@ -35,7 +43,8 @@ SELECT c.customer_id,
        t.last_touch_channel,
        coalesce(t.interactions_30d, 0) AS interactions_30d,
        coalesce(k.open_tickets, 0) AS open_tickets,
-       coalesce(s.consents, '{}') AS consents
+       coalesce(s.consents, '{}') AS consents,
+       coalesce(g.segments, '{}') AS segments
   FROM ecrm.customer_profile c
   LEFT JOIN (SELECT i.customer_id,
                     jsonb_agg(jsonb_build_object('kind', i.kind, 'namespace', i.namespace, 'value', i.value)
@@ -64,6 +73,7 @@ SELECT c.customer_id,
                        FROM ecrm.consent_event e
                       ORDER BY e.customer_id, e.purpose, e.recorded_at DESC, e.consent_event_id DESC) l
               GROUP BY l.customer_id) s ON s.customer_id = c.customer_id
+  LEFT JOIN LATERAL ecrm._segment_names_of(c.customer_id) g(segments) ON true
  WHERE c.status = 'active';
 COMMENT ON VIEW ecrm.customer_360 IS 'One row per customer: profile, identities, order statistics, last touch, open tickets and consents';
 COMMENT ON COLUMN ecrm.customer_360.identities IS 'Every identity of the customer as a JSON array of {kind, namespace, value}';
@@ -77,6 +87,7 @@ COMMENT ON COLUMN ecrm.customer_360.last_touch_channel IS 'Channel of that lates
 COMMENT ON COLUMN ecrm.customer_360.interactions_30d IS 'Interactions in the last 30 days';
 COMMENT ON COLUMN ecrm.customer_360.open_tickets IS 'Open or pending support tickets';
 COMMENT ON COLUMN ecrm.customer_360.consents IS 'Consent in force per purpose as a JSON object {purpose: true|false}; a purpose never asked is absent';
+COMMENT ON COLUMN ecrm.customer_360.segments IS 'Names of the segments the customer is in now, ascending (see ecrm.segments)';
 
 CREATE VIEW ecrm.customer_timeline AS
 SELECT x.customer_id, x.occurred_at, x.source, x.channel, x.kind, x.ref_id, x.campaign_id, x.amount, x.details

@@ -1089,7 +1089,8 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT array_agg(DISTINCT u.id ORDER BY u.id) INTO ids FROM unnest(ids) u(id) WHERE u.id IS NOT NULL;
-    FOR s IN SELECT x.segment_id, x.compiled, x.members
+    -- not x.members: the stored set is read below only for the customers (a variable would detoast it whole)
+    FOR s IN SELECT x.segment_id, x.compiled
                FROM ecrm.segment x
               WHERE x.kind = 'rule' AND x.realtime AND (source = '*' OR source = ANY (x.sources))
               ORDER BY x.depth, x.segment_id LOOP
@@ -1488,37 +1489,50 @@ CREATE FUNCTION ecrm.in_segment(customer_id bigint, segment text) RETURNS boolea
     LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    sid bigint;
-    id  bigint := in_segment.customer_id;
-    m   boolean;
+    m boolean;
 BEGIN
-    SELECT s.segment_id INTO sid FROM ecrm.segment s WHERE s.name = segment;
-    IF sid IS NULL THEN
+    -- one statement of index lookups (the segment by name, a merged id's survivor, a pending change in
+    -- segment_delta); the stored set is read in slices: a few bytes, not the whole set
+    SELECT coalesce(d.is_member, ecrm.idset_contains(s.members, r.id)) INTO m
+      FROM ecrm.segment s
+     CROSS JOIN (SELECT coalesce((SELECT ecrm.resolve_customer(p.customer_id) FROM ecrm.customer_profile p
+                                   WHERE p.customer_id = in_segment.customer_id AND p.status = 'merged'),
+                                 in_segment.customer_id) AS id) r
+      LEFT JOIN ecrm.segment_delta d ON d.segment_id = s.segment_id AND d.customer_id = r.id
+     WHERE s.name = in_segment.segment;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'segment "%" does not exist', left(segment, 200)
             USING ERRCODE = 'no_data_found', HINT = 'The segments are listed in ecrm.segments.';
     END IF;
-    IF EXISTS (SELECT FROM ecrm.customer_profile c WHERE c.customer_id = id AND c.status = 'merged') THEN
-        id := ecrm.resolve_customer(id);
-    END IF;
-    SELECT d.is_member INTO m FROM ecrm.segment_delta d WHERE d.segment_id = sid AND d.customer_id = id;
-    IF FOUND THEN
-        RETURN m;
-    END IF;
-    -- reads only the stored bytes that can hold the id
-    RETURN (SELECT ecrm.idset_contains(s.members, id) FROM ecrm.segment s WHERE s.segment_id = sid);
+    RETURN m;
 END
 $$;
 COMMENT ON FUNCTION ecrm.in_segment(bigint, text) IS
     'Whether a customer is in a segment now (a merged id counts as its survivor); unknown segment: error P0002';
 
+-- Declared in 30_views.sql for ecrm.customer_360.  An SQL-standard body the planner inlines into the view
+-- (and drops when the column is not selected): a scan of the (few) segments and, per segment, a
+-- primary-key lookup in segment_delta and a membership test (a sliced read of the stored set; scanning
+-- many customers, each set is read whole once per query).
+CREATE OR REPLACE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT ARRAY(SELECT s.name FROM ecrm.segment s
+                  WHERE coalesce((SELECT d.is_member FROM ecrm.segment_delta d
+                                   WHERE d.segment_id = s.segment_id AND d.customer_id = _segment_names_of.customer_id),
+                                 ecrm.idset_contains(s.members, _segment_names_of.customer_id))
+                  ORDER BY s.name)
+    OFFSET 0;   -- keeps the lookup beside the customer's scan, whose plan then does not depend on it
+END;
+COMMENT ON FUNCTION ecrm._segment_names_of(bigint) IS
+    'One row: the names of the segments a golden-record customer is in now, ascending (no merge resolution: see ecrm.customer_segments)';
+
 CREATE FUNCTION ecrm.customer_segments(customer_id bigint) RETURNS SETOF text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
-    SELECT s.name FROM ecrm.segment s
-     WHERE ecrm.in_segment($1, s.name)
-     ORDER BY s.name
+    SELECT unnest(n) FROM ecrm._segment_names_of(coalesce(ecrm.resolve_customer($1), $1)) n
 $$;
-COMMENT ON FUNCTION ecrm.customer_segments(bigint) IS 'Names of the segments a customer is in now';
+COMMENT ON FUNCTION ecrm.customer_segments(bigint) IS 'Names of the segments a customer is in now, ascending (a merged id counts as its survivor)';
 
 CREATE FUNCTION ecrm.record_segment_sizes() RETURNS integer
     LANGUAGE sql SET search_path = pg_catalog, pg_temp AS
@@ -1744,7 +1758,7 @@ GRANT SELECT ON ecrm.segment, ecrm.segment_delta, ecrm.segment_dependency, ecrm.
    TO ecrm_agent;
 GRANT EXECUTE ON FUNCTION
     ecrm.in_segment(bigint, text), ecrm.segment_members(text), ecrm.segment_idset(text), ecrm.customer_segments(bigint),
-    ecrm._segment_current(bigint, bigint[]), ecrm._segment_by_name(text)
+    ecrm._segment_current(bigint, bigint[]), ecrm._segment_by_name(text), ecrm._segment_names_of(bigint)
    TO ecrm_agent;
 -- Analysts: sizes, overlaps and the RFM class mix; no per-customer rows.
 GRANT SELECT ON ecrm.segment_size_history, ecrm.segment_overlap, ecrm.rfm_summary TO ecrm_analyst;

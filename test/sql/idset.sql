@@ -108,6 +108,76 @@ BEGIN
 END
 $$;
 
+-- stored sets: a membership test, min and max read an uncompressed out-of-line value (STORAGE EXTERNAL)
+-- in slices; every shape of stored bitmap answers like the set read whole (compared with idset_rank,
+-- which deserialises the set with CRoaring)
+CREATE TABLE idset_stored (k text PRIMARY KEY, s idset);
+ALTER TABLE idset_stored ALTER COLUMN s SET STORAGE EXTERNAL;
+INSERT INTO idset_stored VALUES
+  ('sparse bitsets', (SELECT idset_agg(g) FROM generate_series(0, 2999999) g WHERE hashint8extended(g, 1) & 1023 < 103)),
+  ('an array per chunk', (SELECT idset_agg(g * 65536 + 7) FROM generate_series(0, 999) g)),
+  ('runs and arrays in three buckets', idset_range(0, 5000000) | idset_range(9000000, 9500000) | '{10000000003,9223372036854775807}'
+                                       | (SELECT idset_agg(10000000000 + g * 65536) FROM generate_series(0, 299) g)),
+  ('three containers, no offsets', (SELECT idset_agg(g) FROM generate_series(0, 65535, 2) g) | idset_range(65636, 65836)
+                                   | (SELECT idset_agg(g) FROM generate_series(131072, 196607, 3) g)),
+  ('inline', '{1,2,3}'),
+  ('empty', '{}');
+SELECT k, pg_column_size(s) > 2000 AS out_of_line, idset_cardinality(s) AS n, idset_min(s), idset_max(s),
+       idset_min(s) = idset_select(s, 1) AND idset_max(s) = idset_select(s, idset_cardinality(s)) AS extremes_right
+  FROM idset_stored ORDER BY k;
+-- one statement per test (the first test of a value in a query reads slices)
+DO $$
+DECLARE
+    r record;
+    id bigint;
+    got boolean;
+    tests int := 0;
+    wrong int := 0;
+BEGIN
+    FOR r IN SELECT k, s FROM idset_stored WHERE idset_cardinality(s) > 0 LOOP
+        FOR id IN SELECT idset_select(r.s, 1 + (hashint4(i) & 2147483647) % idset_cardinality(r.s)) + d
+                    FROM generate_series(1, 150) i, (VALUES (-1), (0), (1)) v(d)
+                  UNION ALL SELECT x FROM unnest(ARRAY[-5, 0, 65535, 65536, 4294967295, 4294967296, 9223372036854775806]::bigint[]) x LOOP
+            EXECUTE 'SELECT s @> $1 FROM idset_stored WHERE k = $2' INTO got USING id, r.k;
+            tests := tests + 1;
+            IF got IS DISTINCT FROM (id >= 0 AND idset_rank(r.s, id) - idset_rank(r.s, id - 1) = 1) THEN
+                wrong := wrong + 1;
+                RAISE NOTICE '% @> %: %', r.k, id, got;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RAISE NOTICE '% sliced membership tests, % wrong', tests, wrong;
+END
+$$;
+-- many tests in one query: the value is read whole once, then from memory
+SELECT k, (SELECT count(*) FROM generate_series(0, 9999999, 3) g WHERE st.s @> g::bigint)
+          = idset_and_cardinality(s, (SELECT idset_agg(g) FROM generate_series(0, 9999999, 3) g)) AS many_tests_right
+  FROM idset_stored st ORDER BY k;
+-- a value stored compressed (default storage) is read whole
+CREATE TABLE idset_compressed (s idset);
+INSERT INTO idset_compressed SELECT idset_agg(g) FROM generate_series(0, 2999999, 3) g;
+SELECT pg_column_compression(s) IS NOT NULL AS compressed, s @> 300000::bigint AS has, s @> 300001::bigint AS has_not,
+       idset_min(s), idset_max(s) FROM idset_compressed;
+DROP TABLE idset_stored, idset_compressed;
+
+-- memory: CRoaring allocates outside PostgreSQL, so a set bounds its own size (ecrm.idset_max_memory)
+SHOW ecrm.idset_max_memory;
+SELECT idset_range(0, 1099511627775);
+SET ecrm.idset_max_memory = '1MB';
+SELECT idset_cardinality(idset_range(0, 800000000)) AS within_the_bound;
+SELECT idset_range(0, 900000000);
+SELECT '{0-400000000,500000000-900000000}'::idset;
+SELECT idset_cardinality(idset_agg(g)) AS dense_million FROM generate_series(0, 999999) g;
+SELECT idset_agg(g * 65536) FROM generate_series(0, 99999) g;
+SELECT idset(array_agg(g * 65536)) FROM generate_series(0, 99999::bigint) g;
+SELECT idset_cardinality(a) AS a, idset_cardinality(b) AS b
+  FROM (SELECT idset_agg(g * 65536) FROM generate_series(0, 7999) g) x(a),
+       (SELECT idset_agg(g * 65536) FROM generate_series(8000, 15999) g) y(b);
+SELECT idset_cardinality(a | b) FROM (SELECT idset_agg(g * 65536) FROM generate_series(0, 7999) g) x(a),
+                                    (SELECT idset_agg(g * 65536) FROM generate_series(8000, 15999) g) y(b);
+SET ecrm.idset_max_memory = '100kB';
+RESET ecrm.idset_max_memory;
+
 -- aggregates
 SELECT idset_agg(x), idset_agg(NULL::bigint) FROM (VALUES (3), (1), (NULL), (2)) v(x);
 SELECT idset_union_agg(s), idset_intersect_agg(s) FROM (VALUES ('{1-5}'::idset), ('{4-9}'), (NULL)) v(s);

@@ -57,6 +57,9 @@ SELECT record_campaign_event(1, 4, 'opened') > 0 AS opened_once, in_segment(4, '
 SELECT record_campaign_event(2, 4, 'opened') > 0 AS opened_twice, in_segment(4, 'openers');
 SELECT s.name, e.customer_id, e.kind, e.source FROM segment_event e JOIN segment s USING (segment_id) ORDER BY e.event_id;
 SELECT name, members, pending_changes FROM segments WHERE pending_changes > 0 ORDER BY name;
+-- customer_360 shows the segments each customer is in now, pending changes included
+SELECT customer_id, segments FROM customer_360 ORDER BY customer_id;
+SELECT array(SELECT customer_segments(2)) AS of_2, array(SELECT customer_segments(999)) AS unknown, array(SELECT customer_segments(NULL)) AS null_id;
 -- a refresh folds the changes in and finds nothing new
 SELECT segment, members, entered, exited FROM refresh_segments() ORDER BY segment;
 SELECT count(*) AS pending FROM segment_delta;
@@ -84,6 +87,9 @@ UPDATE customer_profile SET status = 'merged', merged_into = 6 WHERE customer_id
 SELECT in_segment(4, 'vip') AS merged_id_resolves, array(SELECT segment_members('vip')) AS vip, in_segment(6, 'garden_90d') AS survivor;
 SELECT e.customer_id, e.kind, e.source FROM segment_event e JOIN segment s USING (segment_id)
  WHERE s.name = 'vip' AND e.source = 'merge' ORDER BY e.event_id;
+SELECT array(SELECT customer_segments(4)) = array(SELECT customer_segments(6)) AS merged_id_shows_survivor,
+       (SELECT segments FROM customer_360 WHERE customer_id = 6) AS survivor_segments,
+       (SELECT count(*) FROM customer_360 WHERE customer_id = 4) AS merged_rows;
 UPDATE customer_profile SET status = 'erased' WHERE customer_id = 1;
 SELECT (SELECT count(*) FROM segment s WHERE idset_contains(s.members, 1::bigint)) AS stored_memberships,
        (SELECT count(*) FROM segment_event WHERE customer_id = 1) AS events,

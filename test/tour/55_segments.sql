@@ -26,6 +26,7 @@ SELECT ecrm.record_order(:customer_id, '[{"sku": "GAR-0011", "quantity": 1}]') >
 SELECT ecrm.in_segment(:customer_id, 'lapsed') AS lapsed_after, ecrm.in_segment(:customer_id, 'garden_buyers_90d') AS garden_buyer;
 SELECT s.name AS segment, e.kind, e.source FROM ecrm.segment_event e JOIN ecrm.segment s USING (segment_id)
  WHERE e.customer_id = :customer_id ORDER BY e.event_id;
+SELECT customer_id, full_name, segments FROM ecrm.customer_360 WHERE customer_id = :customer_id;
 
 \echo
 \echo '== RFM classes =='
