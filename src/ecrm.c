@@ -9,6 +9,8 @@
 PG_MODULE_MAGIC;
 
 char	   *ecrm_default_country = NULL;
+double		ecrm_progress_interval = 5.0;
+char	   *ecrm_lifecycle_reason = NULL;
 
 void		_PG_init(void);
 
@@ -42,6 +44,25 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   CheckDefaultCountry, NULL, NULL);
+
+	DefineCustomRealVariable("ecrm.progress_interval",
+							 "Seconds between progress notices of long model builds.",
+							 "Builds report at each tenth of their work when at least this many seconds passed since the last report; 0 reports every tenth.",
+							 &ecrm_progress_interval,
+							 5.0, 0.0, 86400.0,
+							 PGC_USERSET,
+							 GUC_UNIT_S,
+							 NULL, NULL, NULL);
+
+	/* set by the API around lifecycle changes; the reserved prefix needs it defined */
+	DefineCustomStringVariable("ecrm.lifecycle_reason",
+							   "Reason recorded with lifecycle changes made in this transaction.",
+							   NULL,
+							   &ecrm_lifecycle_reason,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
 }

@@ -15,6 +15,7 @@
 
 /* GUCs (ecrm.c) */
 extern char *ecrm_default_country;
+extern double ecrm_progress_interval;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones
