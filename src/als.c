@@ -440,9 +440,9 @@ ecrm_als_train(PG_FUNCTION_ARGS)
 	need = add_size(need, mul_size((Size) p.f * p.f, sizeof(double) * 2));
 	EcrmCheckMemory(need, "als_train", "the factors");
 	ereport(NOTICE,
-			(errmsg("als_train: " INT64_FORMAT " ratings of %d customers on %d products, %d factors (%.1f s, %zu MB)",
+			(errmsg("als_train: " INT64_FORMAT " ratings of %d customers on %d products, %d factors (%.1f s, %.1f MB)",
 					m->nnz, m->nrows, m->ncols, p.f, EcrmSecondsSince(started),
-					Max(m->peak_bytes, need) / (1024 * 1024))));
+					Max(m->peak_bytes, need) / (1024.0 * 1024.0))));
 
 	X = EcrmAllocArray((Size) m->nrows * p.f, sizeof(float));
 	Y = EcrmAllocArray((Size) m->ncols * p.f, sizeof(float));

@@ -29,7 +29,7 @@
 
 /* Rows fetched from the cursor at a time, and triples per staging chunk. */
 #define FETCH_ROWS	10000
-#define CHUNK_TRIPLES (1 << 20)
+#define CHUNK_TRIPLES (1 << 16)
 
 /* Largest weight a single row may carry. */
 #define MAX_WEIGHT	1e9
@@ -495,8 +495,10 @@ EcrmLoadRatings(const char *query, const char *fn)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("%s: no ratings to train on", fn),
-				 errdetail("The ratings query returned " INT64_FORMAT " rows, none with a positive weight.",
-						   m->input_rows),
+				 m->input_rows == 0 ? errdetail("The ratings query returned no rows.") :
+				 errdetail_plural("The ratings query returned " INT64_FORMAT " row, without a positive weight.",
+								  "The ratings query returned " INT64_FORMAT " rows, none with a positive weight.",
+								  (unsigned long) m->input_rows, m->input_rows),
 				 errhint("Check the training period and the interaction weights.")));
 
 	m->nrows = (int32) rows->members;

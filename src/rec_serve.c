@@ -262,6 +262,7 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 					i,
 					j;
 		EcrmCandidate *cand = NULL;
+		double		scale;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ci > 0 && customer == a->customers[ci - 1])
@@ -297,7 +298,12 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 		for (i = 0; i < nkeep; i++)
 			Emit(rsinfo, customer, i + 1, cand[i].product, cand[i].score, cand[i].because, cand[i].has_because);
 
-		/* top up from popularity */
+		/*
+		 * Top up from popularity.  After the model's candidates a fill-in
+		 * scores its popularity share times the last candidate's score, so
+		 * scores never rise with the rank.
+		 */
+		scale = nkeep > 0 ? cand[nkeep - 1].score : 1.0;
 		for (j = 0; j < a->npopular && nkeep < a->k; j++)
 		{
 			int64		p = a->popular[j];
@@ -320,7 +326,7 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 			}
 			cand[nkeep].product = p;
 			nkeep++;
-			Emit(rsinfo, customer, nkeep, p, a->popular_score[j], 0, false);
+			Emit(rsinfo, customer, nkeep, p, a->popular_score[j] * scale, 0, false);
 		}
 		if (cand != NULL)
 			pfree(cand);

@@ -183,9 +183,9 @@ ecrm_item_knn(PG_FUNCTION_ARGS)
 	EcrmCheckMemory(add_size(m->bytes, mul_size(m->ncols, sizeof(double) * 4 + sizeof(int32) * 2)),
 					"item_knn", "the similarity build");
 	ereport(NOTICE,
-			(errmsg("item_knn: " INT64_FORMAT " ratings of %d customers on %d products (%.1f s, %zu MB)",
+			(errmsg("item_knn: " INT64_FORMAT " ratings of %d customers on %d products (%.1f s, %.1f MB)",
 					m->nnz, m->nrows, m->ncols, EcrmSecondsSince(started),
-					m->peak_bytes / (1024 * 1024))));
+					m->peak_bytes / (1024.0 * 1024.0))));
 
 	damp = EcrmAllocArray(m->nrows, sizeof(double));
 	for (i = 0; i < m->nrows; i++)

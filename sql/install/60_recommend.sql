@@ -47,7 +47,7 @@ BEGIN
                   HINT = 'A weight says how much one event of this kind counts next to a purchase (1); negative evidence is not supported, returns already subtract their purchase.';
     END IF;
     IF reason IS NOT NULL AND (position('%s' IN reason) = 0 OR length(reason) > 200) THEN
-        RAISE EXCEPTION 'reason must contain %% and be at most 200 characters: "%"', left(reason, 100)
+        RAISE EXCEPTION 'reason must contain %%s and be at most 200 characters: "%"', left(reason, 100)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Write it like ''because you bought %s''.';
     END IF;
     INSERT INTO ecrm.rec_signal AS s (kind, weight, reason)
@@ -353,8 +353,8 @@ BEGIN
                    count(DISTINCT x.customer_id) FILTER (WHERE x.is_recent) AS recent_buyers
               FROM _ecrm_rec_sales x GROUP BY x.product_id) p
      CROSS JOIN (SELECT count(DISTINCT x.customer_id) AS active FROM _ecrm_rec_sales x WHERE x.is_recent) a;
-    DROP TABLE _ecrm_rec_sales;
     GET DIAGNOSTICS n = ROW_COUNT;
+    DROP TABLE _ecrm_rec_sales;
     RETURN n;
 END
 $$;
@@ -385,7 +385,7 @@ CREATE FUNCTION ecrm.train_item_model(name text DEFAULT 'item_item', trained_unt
                                       half_life interval DEFAULT '90 days', recent interval DEFAULT '30 days',
                                       min_support integer DEFAULT 1)
     RETURNS ecrm.rec_model
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = postgres AS
 $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -403,6 +403,9 @@ BEGIN
     IF neighbors IS NULL OR shrinkage IS NULL OR popularity_damping IS NULL OR activity_damping IS NULL
        OR min_support IS NULL THEN
         RAISE EXCEPTION 'training parameters must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF neighbors NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'neighbors must be between 1 and 1000, not %', neighbors USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM ecrm._rec_check_interval(half_life, 'half_life', true);
     PERFORM ecrm._rec_check_interval(recent, 'recent');
@@ -435,7 +438,7 @@ CREATE FUNCTION ecrm.train_als_model(name text DEFAULT 'als', trained_until time
                                      half_life interval DEFAULT '90 days', recent interval DEFAULT '30 days',
                                      solver text DEFAULT 'cg', cg_steps integer DEFAULT 3, seed bigint DEFAULT 42)
     RETURNS ecrm.rec_model
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = postgres AS
 $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -471,7 +474,7 @@ COMMENT ON FUNCTION ecrm.train_als_model(text, timestamptz, integer, integer, do
 CREATE FUNCTION ecrm.train_popularity_model(name text DEFAULT 'popular', trained_until timestamptz DEFAULT NULL,
                                             recent interval DEFAULT '90 days')
     RETURNS ecrm.rec_model
-    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = postgres AS
 $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -534,9 +537,12 @@ $$
 DECLARE
     m ecrm.rec_model;
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'model must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO m FROM ecrm.rec_model x WHERE x.name = _rec_model.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'recommendation model "%" does not exist', left(coalesce(name, 'NULL'), 100)
+        RAISE EXCEPTION 'recommendation model "%" does not exist', left(name, 100)
             USING ERRCODE = 'no_data_found',
                   HINT = CASE WHEN name = 'item_item' THEN 'Train it first: SELECT * FROM ecrm.train_item_model();'
                               WHEN name = 'als' THEN 'Train it first: SELECT * FROM ecrm.train_als_model();'
@@ -586,12 +592,13 @@ $$;
 
 -- Recommendations for customers as of a time: the engine behind every serving function.
 -- plan_cache_mode: every statement below has a plan that is good for any argument (index probes by customer,
--- product and model), and replanning on each call would cost more than running it.
+-- product and model), and replanning on each call would cost more than running it.  IntervalStyle: the
+-- reasons name the popularity window in one style, whatever the session's.
 CREATE FUNCTION ecrm._recommend(model ecrm.rec_model, customer_ids bigint[], k integer, as_of timestamptz,
                                 category text, include_bought boolean, available_only boolean, segment text)
     RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, reason text)
     LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS
+    SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan SET IntervalStyle = postgres AS
 $$
 DECLARE
     half_life interval := (model.params->>'half_life')::interval;
@@ -621,6 +628,10 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded', HINT = 'Ask for at most 1,000,000 customers at a time.';
     END IF;
     IF category IS NOT NULL THEN
+        IF NOT EXISTS (SELECT FROM ecrm.product p WHERE p.category = _recommend.category) THEN
+            RAISE EXCEPTION 'no product has category "%"', left(category, 100)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Categories are compared exactly, case included.';
+        END IF;
         only_ids := ARRAY(SELECT p.product_id FROM ecrm.product p
                            WHERE p.category = _recommend.category AND (p.available OR NOT available_only));
     END IF;
@@ -892,7 +903,8 @@ BEGIN
           FROM pg_proc p, unnest(p.proargnames) a
          WHERE p.oid = format('ecrm.%s', fn)::regproc AND a NOT IN ('name', 'trained_until');
         IF jsonb_typeof(params -> mname) NOT IN ('object') AND params -> mname IS NOT NULL THEN
-            RAISE EXCEPTION 'params->%s must be a JSON object', mname USING ERRCODE = 'invalid_parameter_value';
+            RAISE EXCEPTION 'params->% must be a JSON object of training parameters', mname
+                USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF EXISTS (SELECT FROM jsonb_object_keys(coalesce(params -> mname, '{}')) x WHERE x <> ALL (allowed)) THEN
             RAISE EXCEPTION 'unknown parameter for %: %', mname,
