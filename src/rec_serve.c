@@ -9,8 +9,9 @@
  * not to be offered again, never, only), the top k kept by a heap, the model
  * asked to explain them, and the list topped up from the popularity ranking
  * when the model found fewer than k (a customer without history gets
- * popularity only).  Rows: (customer_id, rank, product_id, score, because),
- * because NULL for popularity.
+ * popularity only).  Rows: (customer_id, rank, product_id, score, because,
+ * popular): because is NULL for a popularity fill-in, popular its position in
+ * the popular list (NULL for the model's own candidates).
  */
 #include "postgres.h"
 
@@ -228,17 +229,20 @@ EcrmTopK(EcrmCandidate *c, int n, int k)
 	return m;
 }
 
+/* One row; popular is the 1-based position in the popular list of a fill-in, 0 for a model candidate. */
 static void
-Emit(ReturnSetInfo *rsinfo, int64 customer, int rank, int64 product, double score, int64 because, bool has_because)
+Emit(ReturnSetInfo *rsinfo, int64 customer, int rank, int64 product, double score, int64 because, bool has_because,
+	 int popular)
 {
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, !has_because};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, !has_because, popular == 0};
 
 	values[0] = Int64GetDatum(customer);
 	values[1] = Int32GetDatum(rank);
 	values[2] = Int64GetDatum(product);
 	values[3] = Float8GetDatum(score);
 	values[4] = Int64GetDatum(because);
+	values[5] = Int32GetDatum(popular);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -296,7 +300,7 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 		if (nkeep > 0 && model->explain != NULL)
 			model->explain(model->state, &a->h, a->order + start, end - start, cand, nkeep);
 		for (i = 0; i < nkeep; i++)
-			Emit(rsinfo, customer, i + 1, cand[i].product, cand[i].score, cand[i].because, cand[i].has_because);
+			Emit(rsinfo, customer, i + 1, cand[i].product, cand[i].score, cand[i].because, cand[i].has_because, 0);
 
 		/*
 		 * Top up from popularity.  After the model's candidates a fill-in
@@ -326,7 +330,7 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 			}
 			cand[nkeep].product = p;
 			nkeep++;
-			Emit(rsinfo, customer, nkeep, p, a->popular_score[j] * scale, 0, false);
+			Emit(rsinfo, customer, nkeep, p, a->popular_score[j] * scale, 0, false, j + 1);
 		}
 		if (cand != NULL)
 			pfree(cand);

@@ -104,7 +104,7 @@ extern double EcrmSecondsSince(TimestampTz t);
  * Serving (rec_serve.c): the candidate functions of every model take
  * (model_id, k, customers, only, never, history customer/product/weight/
  * exclude arrays, popular products, popular scores) and return the top k per
- * customer as (customer_id, rank, product_id, score, because).
+ * customer as (customer_id, rank, product_id, score, because, popular).
  */
 #define EcrmMaxK 10000
 

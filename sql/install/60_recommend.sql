@@ -190,18 +190,20 @@ COMMENT ON FUNCTION ecrm._rec_last_build() IS 'Figures of the last item_knn or a
 CREATE FUNCTION ecrm._item_candidates(model_id bigint, k integer, customers bigint[], only_products bigint[], never_products bigint[],
                                       hist_customers bigint[], hist_products bigint[], hist_weights double precision[],
                                       hist_exclude boolean[], popular bigint[], popular_scores double precision[])
-    RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, because bigint)
+    RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, because bigint,
+                   popular integer)
     AS 'MODULE_PATHNAME', 'ecrm_item_candidates' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
 CREATE FUNCTION ecrm._als_candidates(model_id bigint, k integer, customers bigint[], only_products bigint[], never_products bigint[],
                                      hist_customers bigint[], hist_products bigint[], hist_weights double precision[],
                                      hist_exclude boolean[], popular bigint[], popular_scores double precision[])
-    RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, because bigint)
+    RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, because bigint,
+                   popular integer)
     AS 'MODULE_PATHNAME', 'ecrm_als_candidates' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
 CREATE FUNCTION ecrm._als_similar(model_id bigint, product_id bigint, k integer)
     RETURNS TABLE (product_id bigint, similarity double precision, rank integer)
     AS 'MODULE_PATHNAME', 'ecrm_als_similar' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ecrm._item_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[]) IS
-    'Top k products per customer of an item_item model from history arrays (customer, product, weight, exclude), restricted to only (NULL: all) and never, topped up from the popular list; because is the history product that contributed most (NULL for popular fill-ins)';
+    'Top k products per customer of an item_item model from history arrays (customer, product, weight, exclude), restricted to only_products (NULL: all) and never_products, topped up from the popular list; because is the history product that contributed most, popular the position in the popular list of a fill-in';
 COMMENT ON FUNCTION ecrm._als_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[]) IS
     'Top k products per customer of an als model, each customer folded in from the history arrays, with the history product that explains each most; topped up from the popular list';
 COMMENT ON FUNCTION ecrm._als_similar(bigint, bigint, integer) IS 'The k products whose ALS factors are closest (cosine) to a product''s';
@@ -611,10 +613,14 @@ DECLARE
     hc bigint[]; hp bigint[]; hw double precision[]; he boolean[]; hk text[];
     max_excl  integer;
     seg       text := segment;
-    seg_ids   bigint[];
+    seg_members bigint[];
+    seg_pop   bigint[];
     pop_ids   bigint[];
     pop_score double precision[];
     pop_label text;
+    seg_label text;
+    seg_n     integer := 0;
+    seg_score double precision[];
 BEGIN
     IF k IS NULL OR k < 1 OR k > 1000 THEN
         RAISE EXCEPTION 'k must be between 1 and 1000, not %', coalesce(k::text, 'NULL')
@@ -665,31 +671,36 @@ BEGIN
         seg := ecrm._rec_customer_segment(live[1]);
     END IF;
     IF seg IS NOT NULL THEN
-        seg_ids := ecrm._rec_segment_members(seg);
+        seg_members := ecrm._rec_segment_members(seg);
         SELECT array_agg(s.product_id ORDER BY s.buyers DESC, s.product_id),
-               array_agg(s.buyers::double precision / greatest(cardinality(seg_ids), 1) ORDER BY s.buyers DESC, s.product_id)
+               array_agg(s.buyers::double precision / greatest(cardinality(seg_members), 1) ORDER BY s.buyers DESC, s.product_id)
           INTO pop_ids, pop_score
           FROM (SELECT l.product_id, count(DISTINCT l.customer_id) AS buyers
-                  FROM ecrm.orders o
-                  JOIN ecrm.order_line l ON l.order_id = o.order_id AND l.customer_id = o.customer_id
+                  FROM (SELECT DISTINCT x AS id FROM unnest(seg_members) x) m
+                  JOIN ecrm.orders o ON o.customer_id = m.id
+                  JOIN ecrm.order_line l ON l.order_id = o.order_id AND l.customer_id = m.id
                   JOIN ecrm.product p ON p.product_id = l.product_id
-                 WHERE o.customer_id = ANY (seg_ids) AND l.customer_id = ANY (seg_ids)
-                   AND o.status NOT IN ('cancelled', 'returned') AND l.quantity > 0
+                 WHERE o.status NOT IN ('cancelled', 'returned') AND l.quantity > 0
                    AND o.ordered_at < as_of AND (recent IS NULL OR o.ordered_at >= as_of - recent)
                    AND (NOT available_only OR p.available)
                    AND (_recommend.category IS NULL OR p.category = _recommend.category)
                  GROUP BY l.product_id
                  ORDER BY 2 DESC, 1
                  LIMIT k + max_excl) s;
-        pop_label := format('popular in segment "%s"%s', seg,
+        seg_label := format('popular in segment "%s"%s', seg,
                             CASE WHEN recent IS NULL THEN '' ELSE ' in the last ' || recent::text END);
+        seg_n := coalesce(cardinality(pop_ids), 0);
     END IF;
-    IF pop_ids IS NULL AND category IS NULL THEN
+    -- then what is popular overall (after the segment's own list, for whoever has bought all of that)
+    seg_pop := pop_ids;
+    seg_score := pop_score;
+    pop_ids := NULL;
+    IF category IS NULL THEN
         SELECT array_agg(q.product_id ORDER BY q.rank), array_agg(q.share ORDER BY q.rank)
           INTO pop_ids, pop_score
           FROM ecrm.rec_popularity q
-         WHERE q.model_id = model.model_id AND q.rank <= k + max_excl + coalesce(cardinality(never_ids), 0);
-    ELSIF pop_ids IS NULL THEN
+         WHERE q.model_id = model.model_id AND q.rank <= k + max_excl + seg_n + coalesce(cardinality(never_ids), 0);
+    ELSE
         SELECT array_agg(q.product_id ORDER BY q.rank), array_agg(q.share ORDER BY q.rank)
           INTO pop_ids, pop_score
           FROM (SELECT q.product_id, q.share, q.rank
@@ -697,11 +708,11 @@ BEGIN
                  WHERE q.model_id = model.model_id AND p.category = _recommend.category
                    AND (NOT available_only OR p.available)
                  ORDER BY q.rank
-                 LIMIT k + max_excl) q;
+                 LIMIT k + max_excl + seg_n) q;
     END IF;
-    IF pop_label IS NULL THEN
-        pop_label := CASE WHEN recent IS NULL THEN 'popular' ELSE 'popular in the last ' || recent::text END;
-    END IF;
+    pop_label := CASE WHEN recent IS NULL THEN 'popular' ELSE 'popular in the last ' || recent::text END;
+    pop_ids := coalesce(seg_pop, '{}') || coalesce(pop_ids, '{}');
+    pop_score := coalesce(seg_score, '{}') || coalesce(pop_score, '{}');
 
     RETURN QUERY
     WITH c AS (
@@ -715,7 +726,8 @@ BEGIN
                                              coalesce(pop_ids, '{}'), coalesce(pop_score, '{}')) c
          WHERE model.kind = 'als')
     SELECT a.asked, c.rank, c.product_id, c.score,
-           CASE WHEN c.because IS NULL THEN pop_label
+           CASE WHEN c.popular <= seg_n THEN seg_label
+                WHEN c.popular IS NOT NULL THEN pop_label
                 ELSE format(coalesce(s.reason, 'because of %s'), coalesce(bp.name, '#' || c.because)) END
       FROM c
       JOIN unnest(asked, live) a(asked, live) ON a.live = c.customer_id
@@ -979,6 +991,8 @@ GRANT EXECUTE ON FUNCTION
    TO ecrm_agent;
 
 -- Analysts: product-level results only (no customer's history), and the kernels on what they may read.
+-- The catalogue holds no personal data; similar_products reads it with the caller's rights.
+GRANT SELECT ON ecrm.product TO ecrm_analyst;
 GRANT SELECT ON ecrm.rec_signal, ecrm.rec_model, ecrm.rec_neighbor, ecrm.rec_product_factor, ecrm.rec_popularity,
                 ecrm.product_neighbors
    TO ecrm_analyst;
