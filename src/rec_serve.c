@@ -113,7 +113,7 @@ EcrmServeParse(FunctionCallInfo fcinfo)
 		if (PG_ARGISNULL(i) && i != 3 && i != 4)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("recommendation candidates: only the only and never arguments may be null")));
+					 errmsg("recommendation candidates: only the product lists and the reasons may be null")));
 	a->model_id = PG_GETARG_INT64(0);
 	a->k = PG_GETARG_INT32(1);
 	EcrmCheckK(a->k, EcrmMaxK, "k");
@@ -159,6 +159,18 @@ EcrmServeParse(FunctionCallInfo fcinfo)
 	CheckNoNulls(ps, "popular scores");
 	a->popular = EcrmArrayData(pp);
 	a->popular_score = EcrmArrayData(ps);
+
+	if (!PG_ARGISNULL(11))
+	{
+		ArrayType  *ar = PG_GETARG_ARRAYTYPE_P(11);
+		int			n;
+
+		deconstruct_array(ar, TEXTOID, -1, false, TYPALIGN_INT, &a->reasons, &a->reason_nulls, &n);
+		if (n != a->h.n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("history reasons must have as many elements as the history")));
+	}
 	return a;
 }
 
@@ -229,13 +241,18 @@ EcrmTopK(EcrmCandidate *c, int n, int k)
 	return m;
 }
 
-/* One row; popular is the 1-based position in the popular list of a fill-in, 0 for a model candidate. */
+/*
+ * One row; popular is the 1-based position in the popular list of a fill-in,
+ * 0 for a model candidate, whose reason template is that of the history row
+ * of the product that explains it.
+ */
 static void
-Emit(ReturnSetInfo *rsinfo, int64 customer, int rank, int64 product, double score, int64 because, bool has_because,
-	 int popular)
+Emit(ReturnSetInfo *rsinfo, const EcrmServeArgs *a, const int *rows, int nrows, int64 customer, int rank,
+	 int64 product, double score, int64 because, bool has_because, int popular)
 {
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, !has_because, popular == 0};
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, !has_because, popular == 0, true};
+	int			i;
 
 	values[0] = Int64GetDatum(customer);
 	values[1] = Int32GetDatum(rank);
@@ -243,6 +260,14 @@ Emit(ReturnSetInfo *rsinfo, int64 customer, int rank, int64 product, double scor
 	values[3] = Float8GetDatum(score);
 	values[4] = Int64GetDatum(because);
 	values[5] = Int32GetDatum(popular);
+	values[6] = (Datum) 0;
+	for (i = 0; has_because && a->reasons != NULL && i < nrows; i++)
+		if (a->h.product[rows[i]] == because && !a->reason_nulls[rows[i]])
+		{
+			values[6] = a->reasons[rows[i]];
+			nulls[6] = false;
+			break;
+		}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -300,7 +325,8 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 		if (nkeep > 0 && model->explain != NULL)
 			model->explain(model->state, &a->h, a->order + start, end - start, cand, nkeep);
 		for (i = 0; i < nkeep; i++)
-			Emit(rsinfo, customer, i + 1, cand[i].product, cand[i].score, cand[i].because, cand[i].has_because, 0);
+			Emit(rsinfo, a, a->order + start, end - start, customer, i + 1, cand[i].product, cand[i].score,
+				 cand[i].because, cand[i].has_because, 0);
 
 		/*
 		 * Top up from popularity.  After the model's candidates a fill-in
@@ -330,7 +356,7 @@ EcrmServeRun(FunctionCallInfo fcinfo, EcrmServeArgs *a, const EcrmServeModel *mo
 			}
 			cand[nkeep].product = p;
 			nkeep++;
-			Emit(rsinfo, customer, nkeep, p, a->popular_score[j] * scale, 0, false, j + 1);
+			Emit(rsinfo, a, NULL, 0, customer, nkeep, p, a->popular_score[j] * scale, 0, false, j + 1);
 		}
 		if (cand != NULL)
 			pfree(cand);

@@ -295,6 +295,8 @@ typedef struct NeighborLists
 	float	  **weights;
 } NeighborLists;
 
+static SPIPlanPtr NeighborPlan = NULL;
+
 static NeighborLists *
 LoadNeighbors(int64 model_id, const HistoryInput *h)
 {
@@ -314,16 +316,29 @@ LoadNeighbors(int64 model_id, const HistoryInput *h)
 		if (h->weight[i] > 0)
 			products[nproducts++] = h->product[i];
 	qsort(products, nproducts, sizeof(int64), EcrmCompareInt64);
-	for (i = 0; i < nproducts; i++)
-		elems[i] = Int64GetDatum(products[i]);
+	i = 0;
+	for (int j = 0; j < nproducts; j++)
+		if (j == 0 || products[j] != products[j - 1])
+			elems[i++] = Int64GetDatum(products[j]);
+	nproducts = i;
 	args[0] = Int64GetDatum(model_id);
 	args[1] = PointerGetDatum(construct_array(elems, nproducts, INT8OID, sizeof(int64), true, TYPALIGN_DOUBLE));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args("SELECT n.product_id, n.neighbor_ids, n.weights FROM ecrm.rec_neighbor n "
-								"WHERE n.model_id = $1 AND n.product_id = ANY ($2) ORDER BY n.product_id",
-								2, argtypes, args, NULL, true, 0);
+	/* planned once per backend: an index probe per product */
+	if (NeighborPlan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT n.product_id, n.neighbor_ids, n.weights "
+									   "FROM unnest($2) p(id) JOIN ecrm.rec_neighbor n "
+									   "ON n.model_id = $1 AND n.product_id = p.id ORDER BY n.product_id",
+									   2, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "preparing the neighbour query failed: %s", SPI_result_code_string(SPI_result));
+		NeighborPlan = plan;
+	}
+	ret = SPI_execute_plan(NeighborPlan, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading ecrm.rec_neighbor failed: %s", SPI_result_code_string(ret));
 	MemoryContextSwitchTo(outer);

@@ -103,8 +103,9 @@ extern double EcrmSecondsSince(TimestampTz t);
 /*
  * Serving (rec_serve.c): the candidate functions of every model take
  * (model_id, k, customers, only, never, history customer/product/weight/
- * exclude arrays, popular products, popular scores) and return the top k per
- * customer as (customer_id, rank, product_id, score, because, popular).
+ * exclude arrays, popular products, popular scores, history reasons) and
+ * return the top k per customer as (customer_id, rank, product_id, score,
+ * because, popular, reason).
  */
 #define EcrmMaxK 10000
 
@@ -140,6 +141,8 @@ typedef struct EcrmServeArgs
 	int			npopular;
 	int64	   *popular;		/* best first */
 	double	   *popular_score;
+	Datum	   *reasons;		/* reason template per history row, or NULL */
+	bool	   *reason_nulls;
 } EcrmServeArgs;
 
 /*

@@ -189,22 +189,24 @@ COMMENT ON FUNCTION ecrm._rec_last_build() IS 'Figures of the last item_knn or a
 -- STABLE: they read the model tables (ALS caches product factors per backend, keyed by the model id a training takes anew).
 CREATE FUNCTION ecrm._item_candidates(model_id bigint, k integer, customers bigint[], only_products bigint[], never_products bigint[],
                                       hist_customers bigint[], hist_products bigint[], hist_weights double precision[],
-                                      hist_exclude boolean[], popular bigint[], popular_scores double precision[])
+                                      hist_exclude boolean[], popular bigint[], popular_scores double precision[],
+                                      hist_reasons text[] DEFAULT NULL)
     RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, because bigint,
-                   popular integer)
+                   popular integer, reason text)
     AS 'MODULE_PATHNAME', 'ecrm_item_candidates' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
 CREATE FUNCTION ecrm._als_candidates(model_id bigint, k integer, customers bigint[], only_products bigint[], never_products bigint[],
                                      hist_customers bigint[], hist_products bigint[], hist_weights double precision[],
-                                     hist_exclude boolean[], popular bigint[], popular_scores double precision[])
+                                     hist_exclude boolean[], popular bigint[], popular_scores double precision[],
+                                     hist_reasons text[] DEFAULT NULL)
     RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, because bigint,
-                   popular integer)
+                   popular integer, reason text)
     AS 'MODULE_PATHNAME', 'ecrm_als_candidates' LANGUAGE C STABLE PARALLEL RESTRICTED ROWS 100;
 CREATE FUNCTION ecrm._als_similar(model_id bigint, product_id bigint, k integer)
     RETURNS TABLE (product_id bigint, similarity double precision, rank integer)
     AS 'MODULE_PATHNAME', 'ecrm_als_similar' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION ecrm._item_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[]) IS
+COMMENT ON FUNCTION ecrm._item_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[], text[]) IS
     'Top k products per customer of an item_item model from history arrays (customer, product, weight, exclude), restricted to only_products (NULL: all) and never_products, topped up from the popular list; because is the history product that contributed most, popular the position in the popular list of a fill-in';
-COMMENT ON FUNCTION ecrm._als_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[]) IS
+COMMENT ON FUNCTION ecrm._als_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[], text[]) IS
     'Top k products per customer of an als model, each customer folded in from the history arrays, with the history product that explains each most; topped up from the popular list';
 COMMENT ON FUNCTION ecrm._als_similar(bigint, bigint, integer) IS 'The k products whose ALS factors are closest (cosine) to a product''s';
 
@@ -223,13 +225,14 @@ COMMENT ON FUNCTION ecrm._rec_opted_out() IS
     'Customers left out of recommendation training and served popularity only: erased ones and those who refused or withdrew consent to profiling';
 
 -- The weight of one event: its signal weight halved every half_life before decay_from (half_life NULL: no decay).
+-- (date_part, not extract: float8 arithmetic, no numeric, on every event of a training.)
 CREATE FUNCTION ecrm._rec_decay(weight double precision, at timestamptz, decay_from timestamptz, half_life interval)
     RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN weight * CASE WHEN half_life IS NULL THEN 1
                          ELSE pg_catalog.power(0.5::double precision,
-                                               extract(epoch FROM decay_from - at)::double precision
-                                               / extract(epoch FROM half_life)::double precision) END;
+                                               pg_catalog.date_part('epoch', decay_from - at)
+                                               / pg_catalog.date_part('epoch', half_life)) END;
 
 -- Every weighted event before as_of: order lines (a return or a negative quantity subtracts, a cancelled order does
 -- not count) and interactions with a product, weighted by ecrm.rec_signal.
@@ -265,16 +268,16 @@ COMMENT ON FUNCTION ecrm.rec_ratings(timestamptz, interval) IS
     'The ratings the models train on: per customer and product, min(1, the sum over orders and interactions before as_of of the signal weight (ecrm.rec_signal) halved every half_life of age); returns subtract, cancelled orders and opted-out customers are left out; only positive ratings';
 
 -- The serving history of some customers up to as_of: weight (decayed from the model's trained_until, so it matches
--- training; later events count fully), whether they bought it, and the strongest kind of signal.
+-- training; later events count fully), whether they bought it, and the reason template of its strongest signal.
 CREATE FUNCTION ecrm._rec_history(customer_ids bigint[], as_of timestamptz, decay_from timestamptz, half_life interval)
-    RETURNS TABLE (customer_id bigint, product_id bigint, weight double precision, bought boolean, kind text)
+    RETURNS TABLE (customer_id bigint, product_id bigint, weight double precision, bought boolean, reason text)
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     -- the events of ecrm._rec_events, reached from each customer through the customer indexes (customer_ids has no duplicates)
     SELECT e.customer_id, e.product_id, least(greatest(sum(e.weight), 0), 1),
            bool_or(e.kind = 'purchase' AND e.weight > 0),
-           (array_agg(e.kind ORDER BY (e.kind = 'purchase') DESC, e.weight DESC))[1]
-      FROM (SELECT l.customer_id, l.product_id, 'purchase'::text AS kind,
+           (array_agg(e.reason ORDER BY (e.kind = 'purchase') DESC, e.weight DESC))[1]
+      FROM (SELECT l.customer_id, l.product_id, 'purchase'::text AS kind, s.reason,
                    CASE WHEN o.status = 'returned' OR l.quantity < 0 THEN -1 ELSE 1 END
                    * ecrm._rec_decay(s.weight, o.ordered_at, decay_from, half_life) AS weight
               FROM unnest(customer_ids) c(id)
@@ -283,7 +286,8 @@ BEGIN ATOMIC
               JOIN ecrm.rec_signal s ON s.kind = 'purchase'
              WHERE o.status <> 'cancelled' AND o.ordered_at < as_of
             UNION ALL
-            SELECT i.customer_id, i.product_id, i.kind, ecrm._rec_decay(s.weight, i.occurred_at, decay_from, half_life)
+            SELECT i.customer_id, i.product_id, i.kind, s.reason,
+                   ecrm._rec_decay(s.weight, i.occurred_at, decay_from, half_life)
               FROM unnest(customer_ids) c(id)
               JOIN ecrm.interaction i ON i.customer_id = c.id
               JOIN ecrm.rec_signal s ON s.kind = i.kind
@@ -610,7 +614,7 @@ DECLARE
     personal  bigint[];
     only_ids  bigint[];
     never_ids bigint[];
-    hc bigint[]; hp bigint[]; hw double precision[]; he boolean[]; hk text[];
+    hc bigint[]; hp bigint[]; hw double precision[]; he boolean[]; hr text[];
     max_excl  integer;
     seg       text := segment;
     seg_members bigint[];
@@ -660,8 +664,8 @@ BEGIN
 
     SELECT array_agg(h.customer_id), array_agg(h.product_id),
            array_agg(CASE WHEN model.kind = 'popularity' THEN 0 ELSE h.weight END),
-           array_agg(h.bought AND NOT include_bought), array_agg(h.kind)
-      INTO hc, hp, hw, he, hk
+           array_agg(h.bought AND NOT include_bought), array_agg(h.reason)
+      INTO hc, hp, hw, he, hr
       FROM ecrm._rec_history(personal, as_of, model.trained_until, half_life) h;
     SELECT coalesce(max(y.c), 0) INTO max_excl
       FROM (SELECT count(*) AS c FROM unnest(hc, he) x(c, e) WHERE x.e GROUP BY x.c) y;
@@ -718,21 +722,19 @@ BEGIN
     WITH c AS (
         SELECT c.* FROM ecrm._item_candidates(model.model_id, k, live, only_ids, never_ids,
                                               coalesce(hc, '{}'), coalesce(hp, '{}'), coalesce(hw, '{}'), coalesce(he, '{}'),
-                                              coalesce(pop_ids, '{}'), coalesce(pop_score, '{}')) c
+                                              coalesce(pop_ids, '{}'), coalesce(pop_score, '{}'), hr) c
          WHERE model.kind IN ('item_item', 'popularity')
         UNION ALL
         SELECT c.* FROM ecrm._als_candidates(model.model_id, k, live, only_ids, never_ids,
                                              coalesce(hc, '{}'), coalesce(hp, '{}'), coalesce(hw, '{}'), coalesce(he, '{}'),
-                                             coalesce(pop_ids, '{}'), coalesce(pop_score, '{}')) c
+                                             coalesce(pop_ids, '{}'), coalesce(pop_score, '{}'), hr) c
          WHERE model.kind = 'als')
     SELECT a.asked, c.rank, c.product_id, c.score,
            CASE WHEN c.popular <= seg_n THEN seg_label
                 WHEN c.popular IS NOT NULL THEN pop_label
-                ELSE format(coalesce(s.reason, 'because of %s'), coalesce(bp.name, '#' || c.because)) END
+                ELSE format(coalesce(c.reason, 'because of %s'), coalesce(bp.name, '#' || c.because)) END
       FROM c
       JOIN unnest(asked, live) a(asked, live) ON a.live = c.customer_id
-      LEFT JOIN unnest(hc, hp, hk) h(customer_id, product_id, kind) ON h.customer_id = c.customer_id AND h.product_id = c.because
-      LEFT JOIN ecrm.rec_signal s ON s.kind = h.kind
       LEFT JOIN ecrm.product bp ON bp.product_id = c.because
      ORDER BY a.asked, c.rank;
 END
@@ -985,8 +987,8 @@ GRANT EXECUTE ON FUNCTION
     ecrm._rec_model(text), ecrm._rec_history(bigint[], timestamptz, timestamptz, interval),
     ecrm._rec_events(timestamptz, timestamptz, interval), ecrm._rec_decay(double precision, timestamptz, timestamptz, interval),
     ecrm._rec_opted_out(), ecrm._rec_customer_segment(bigint), ecrm._rec_segment_members(text),
-    ecrm._item_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[]),
-    ecrm._als_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[]),
+    ecrm._item_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[], text[]),
+    ecrm._als_candidates(bigint, integer, bigint[], bigint[], bigint[], bigint[], bigint[], double precision[], boolean[], bigint[], double precision[], text[]),
     ecrm._als_similar(bigint, bigint, integer)
    TO ecrm_agent;
 

@@ -3,7 +3,7 @@
 -- Cleaning (as the benchmark states it): cancellations (invoice 'C...') dropped, non-product stock codes dropped
 -- (a product code is 5 digits plus optional letters), rows without a customer dropped.
 \set ON_ERROR_STOP 1
-\timing on
+
 CREATE TEMP TABLE raw_retail (invoice text, stock_code text, description text, quantity integer,
                               invoice_date timestamp, unit_price numeric, customer_id text, country text);
 \set copy_cmd '\\copy raw_retail FROM PROGRAM ''gzip -dc ' :csv ''' WITH (FORMAT csv, HEADER true)'

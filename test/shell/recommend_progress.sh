@@ -24,7 +24,7 @@ out=$(psql -X -d "$db" -c "SELECT count(*) FROM ecrm.item_knn('$ratings', 5)" 2>
 [ "$(grep -c 'NOTICE' <<<"$out")" = 2 ] || fail "a quick build should print 2 notices: $out"
 
 # cancellation: a statement timeout stops a long build in its C loops, and the session goes on
-big="SELECT c, p, 1 FROM generate_series(1, 3000) c, generate_series(1, 300) p"
+big="SELECT c, p, 1 FROM generate_series(1, 3000) c, generate_series(1, 800) p"
 for call in "ecrm.item_knn('$big', 50)" "ecrm.als_train('$big', 128, 100)"; do
     SECONDS=0
     out=$(psql -X -d "$db" -c "SET statement_timeout = '1s'" -c "SELECT count(*) FROM $call" -c "SELECT 'alive'" 2>&1)
