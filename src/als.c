@@ -51,15 +51,54 @@ typedef struct AlsParams
 	int			cg_steps;		/* 0: exact Cholesky solves */
 } AlsParams;
 
+/* a . b, with four partial sums so the additions need not wait on each other */
 static inline double
-Dot(const float *a, const double *b, int f)
+Dot(const float *pg_restrict a, const double *pg_restrict b, int f)
 {
-	double		s = 0;
-	int			i;
+	double		s0 = 0,
+				s1 = 0,
+				s2 = 0,
+				s3 = 0;
+	int			i = 0;
 
-	for (i = 0; i < f; i++)
-		s += a[i] * b[i];
-	return s;
+	for (; i + 4 <= f; i += 4)
+	{
+		s0 += a[i] * b[i];
+		s1 += a[i + 1] * b[i + 1];
+		s2 += a[i + 2] * b[i + 2];
+		s3 += a[i + 3] * b[i + 3];
+	}
+	for (; i < f; i++)
+		s0 += a[i] * b[i];
+	return (s0 + s1) + (s2 + s3);
+}
+
+/* out = G v for a symmetric G, column by column (axpy form, which the compiler vectorises) */
+static inline void
+SymMatVec(const double *pg_restrict G, const double *pg_restrict v, double *pg_restrict out, int f)
+{
+	int			a,
+				c;
+
+	memset(out, 0, sizeof(double) * f);
+	for (c = 0; c < f; c++)
+	{
+		const double *pg_restrict g = G + (Size) c * f;
+		double		vc = v[c];
+
+		for (a = 0; a < f; a++)
+			out[a] += g[a] * vc;
+	}
+}
+
+/* out += coef * y */
+static inline void
+Axpy(double coef, const float *pg_restrict y, double *pg_restrict out, int f)
+{
+	int			a;
+
+	for (a = 0; a < f; a++)
+		out[a] += coef * y[a];
 }
 
 /* G = Y'Y + reg I over the n rows of Y (n x f, floats). */
@@ -229,24 +268,15 @@ SolveOne(float *xout, const double *G, const float *Y, const AlsParams *p,
 	/* conjugate gradient on A x = b, from the current x */
 	for (a = 0; a < f; a++)
 		s->x[a] = xout[a];
+	SymMatVec(G, s->x, s->r, f);
 	for (a = 0; a < f; a++)
-	{
-		const double *g = G + (Size) a * f;
-		double		v = 0;
-		int			c;
-
-		for (c = 0; c < f; c++)
-			v += g[c] * s->x[c];
-		s->r[a] = -v;
-	}
+		s->r[a] = -s->r[a];
 	for (t = 0; t < n; t++)
 	{
 		const float *y = Y + (Size) idx[t] * f;
 		double		conf = 1 + p->alpha * val[t];
-		double		coef = conf - (conf - 1) * Dot(y, s->x, f);
 
-		for (a = 0; a < f; a++)
-			s->r[a] += coef * y[a];
+		Axpy(conf - (conf - 1) * Dot(y, s->x, f), y, s->r, f);
 	}
 	rsold = 0;
 	for (a = 0; a < f; a++)
@@ -259,23 +289,12 @@ SolveOne(float *xout, const double *G, const float *Y, const AlsParams *p,
 		double		pap = 0,
 					alpha;
 
-		for (a = 0; a < f; a++)
-		{
-			const double *g = G + (Size) a * f;
-			double		v = 0;
-			int			c;
-
-			for (c = 0; c < f; c++)
-				v += g[c] * s->pv[c];
-			s->ap[a] = v;
-		}
+		SymMatVec(G, s->pv, s->ap, f);
 		for (t = 0; t < n; t++)
 		{
 			const float *y = Y + (Size) idx[t] * f;
-			double		coef = p->alpha * val[t] * Dot(y, s->pv, f);
 
-			for (a = 0; a < f; a++)
-				s->ap[a] += coef * y[a];
+			Axpy(p->alpha * val[t] * Dot(y, s->pv, f), y, s->ap, f);
 		}
 		for (a = 0; a < f; a++)
 			pap += s->pv[a] * s->ap[a];

@@ -109,6 +109,12 @@ EcrmServeParse(FunctionCallInfo fcinfo)
 			   *ps;
 	int			i;
 
+	/* an install script older than this library would pass fewer arguments */
+	if (PG_NARGS() != 12)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("recommendation candidates: expected 12 arguments, got %d", PG_NARGS()),
+				 errhint("The ecrm SQL objects do not match the installed library; run ALTER EXTENSION ecrm UPDATE.")));
 	for (i = 0; i < 11; i++)
 		if (PG_ARGISNULL(i) && i != 3 && i != 4)
 			ereport(ERROR,
