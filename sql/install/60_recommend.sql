@@ -225,14 +225,15 @@ COMMENT ON FUNCTION ecrm._rec_opted_out() IS
     'Customers left out of recommendation training and served popularity only: erased ones and those who refused or withdrew consent to profiling';
 
 -- The weight of one event: its signal weight halved every half_life before decay_from (half_life NULL: no decay).
--- (date_part, not extract: float8 arithmetic, no numeric, on every event of a training.)
+-- (date_part, not extract: float8 arithmetic, no numeric, on every event of a training.  Callers check that
+-- half_life is positive; a zero one gives NULL rather than a division error.)
 CREATE FUNCTION ecrm._rec_decay(weight double precision, at timestamptz, decay_from timestamptz, half_life interval)
     RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN weight * CASE WHEN half_life IS NULL THEN 1
                          ELSE pg_catalog.power(0.5::double precision,
                                                pg_catalog.date_part('epoch', decay_from - at)
-                                               / pg_catalog.date_part('epoch', half_life)) END;
+                                               / nullif(pg_catalog.date_part('epoch', half_life), 0)) END;
 
 -- Every weighted event before as_of: order lines (a return or a negative quantity subtracts, a cancelled order does
 -- not count) and interactions with a product, weighted by ecrm.rec_signal.
@@ -254,7 +255,7 @@ BEGIN ATOMIC
      WHERE i.product_id IS NOT NULL AND i.occurred_at < as_of AND i.kind <> 'purchase';
 END;
 
-CREATE FUNCTION ecrm.rec_ratings(as_of timestamptz DEFAULT now(), half_life interval DEFAULT '90 days')
+CREATE FUNCTION ecrm._rec_ratings(as_of timestamptz, half_life interval)
     RETURNS TABLE (customer_id bigint, product_id bigint, weight double precision)
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
@@ -264,6 +265,20 @@ BEGIN ATOMIC
      GROUP BY e.customer_id, e.product_id
     HAVING sum(e.weight) > 0;
 END;
+
+CREATE FUNCTION ecrm.rec_ratings(as_of timestamptz DEFAULT now(), half_life interval DEFAULT '90 days')
+    RETURNS TABLE (customer_id bigint, product_id bigint, weight double precision)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite time, not %', coalesce(as_of::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM ecrm._rec_check_interval(half_life, 'half_life', true);
+    RETURN QUERY SELECT r.customer_id, r.product_id, r.weight FROM ecrm._rec_ratings(as_of, half_life) r;
+END
+$$;
 COMMENT ON FUNCTION ecrm.rec_ratings(timestamptz, interval) IS
     'The ratings the models train on: per customer and product, min(1, the sum over orders and interactions before as_of of the signal weight (ecrm.rec_signal) halved every half_life of age); returns subtract, cancelled orders and opted-out customers are left out; only positive ratings';
 
@@ -427,7 +442,7 @@ BEGIN
            array_agg(n.neighbor_id ORDER BY n.rank), array_agg(n.similarity::real ORDER BY n.rank),
            array_agg(n.support ORDER BY n.rank),
            array_agg((power(n.similarity, locality) * power(1 + coalesce(p.recent_buyers, 0), trend))::real ORDER BY n.rank)
-      FROM ecrm.item_knn(format('SELECT r.customer_id, r.product_id, r.weight FROM ecrm.rec_ratings(%L::timestamptz, %L::interval) r',
+      FROM ecrm.item_knn(format('SELECT r.customer_id, r.product_id, r.weight FROM ecrm._rec_ratings(%L::timestamptz, %L::interval) r',
                                 as_of, half_life),
                          neighbors, shrinkage, popularity_damping, activity_damping, min_support) n
       LEFT JOIN ecrm.rec_popularity p ON p.model_id = mid AND p.product_id = n.neighbor_id
@@ -464,7 +479,7 @@ BEGIN
                                               'cg_steps', cg_steps, 'seed', seed));
     PERFORM ecrm._rec_fill_popularity(mid, as_of, recent);
     WITH f AS MATERIALIZED (
-        SELECT * FROM ecrm.als_train(format('SELECT r.customer_id, r.product_id, r.weight FROM ecrm.rec_ratings(%L::timestamptz, %L::interval) r',
+        SELECT * FROM ecrm.als_train(format('SELECT r.customer_id, r.product_id, r.weight FROM ecrm._rec_ratings(%L::timestamptz, %L::interval) r',
                                             as_of, half_life),
                                      factors, iterations, regularization, alpha, seed, solver, cg_steps)),
     c AS (INSERT INTO ecrm.rec_customer_factor (model_id, customer_id, factors)
@@ -981,7 +996,8 @@ GRANT EXECUTE ON FUNCTION
     ecrm.recommend_many(bigint[], integer, text, text, boolean, boolean, text),
     ecrm.recommend_segment(text, integer, text, text, boolean, boolean),
     ecrm.similar_products(bigint, integer, text, boolean),
-    ecrm.rec_ratings(timestamptz, interval),
+    ecrm.rec_ratings(timestamptz, interval), ecrm._rec_ratings(timestamptz, interval),
+    ecrm._rec_check_interval(interval, text, boolean),
     -- helpers the serving functions call as the invoking role
     ecrm._recommend(ecrm.rec_model, bigint[], integer, timestamptz, text, boolean, boolean, text),
     ecrm._rec_model(text), ecrm._rec_history(bigint[], timestamptz, timestamptz, interval),

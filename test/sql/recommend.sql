@@ -149,6 +149,9 @@ INSERT INTO ecrm.consent_event (customer_id, purpose, granted, recorded_at) VALU
 SELECT customer_id, product_id, round(weight::numeric, 4) AS weight
   FROM ecrm.rec_ratings('2024-04-01', '30 days') WHERE customer_id IN (3, 4, 9, 11, 13, 15) ORDER BY 1, 2;
 SELECT customer_id, product_id, weight FROM ecrm.rec_ratings('2024-04-01', NULL) WHERE customer_id = 4 ORDER BY 1, 2;
+SELECT * FROM ecrm.rec_ratings('2024-04-01', '0 days');
+SELECT * FROM ecrm.rec_ratings('infinity');
+SELECT * FROM ecrm.rec_ratings(NULL);
 
 -- models
 SELECT name, kind, customers, products, ratings, trained_until, params
