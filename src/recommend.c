@@ -18,7 +18,7 @@
  *
  * The build costs sum_u n_u^2 multiply-adds: per product an accumulator pass
  * over the customers who rated it.  Memory beyond the rating matrix is
- * 16 bytes per product plus a heap of k entries.
+ * 72 bytes per product (accumulators and the candidates of one product).
  */
 #include "postgres.h"
 
@@ -35,92 +35,6 @@
 #include "utils/timestamp.h"
 
 #define MAX_NEIGHBORS 1000
-
-typedef struct Neighbor
-{
-	double		sim;
-	int32		col;
-	int32		support;
-} Neighbor;
-
-/* Is a a worse neighbour than b?  Lower similarity, then higher index. */
-static inline bool
-NeighborWorse(const Neighbor *a, const Neighbor *b)
-{
-	if (a->sim != b->sim)
-		return a->sim < b->sim;
-	return a->col > b->col;
-}
-
-/* Sift down in a min-heap (worst neighbour at the root). */
-static void
-HeapSiftDown(Neighbor *h, int n, int i)
-{
-	for (;;)
-	{
-		int			l = 2 * i + 1,
-					r = l + 1,
-					w = i;
-		Neighbor	t;
-
-		if (l < n && NeighborWorse(&h[l], &h[w]))
-			w = l;
-		if (r < n && NeighborWorse(&h[r], &h[w]))
-			w = r;
-		if (w == i)
-			return;
-		t = h[i];
-		h[i] = h[w];
-		h[w] = t;
-		i = w;
-	}
-}
-
-static void
-HeapSiftUp(Neighbor *h, int i)
-{
-	while (i > 0)
-	{
-		int			p = (i - 1) / 2;
-		Neighbor	t;
-
-		if (!NeighborWorse(&h[i], &h[p]))
-			return;
-		t = h[i];
-		h[i] = h[p];
-		h[p] = t;
-		i = p;
-	}
-}
-
-/* Offer a candidate to a heap of at most k; *n is its size. */
-static inline void
-HeapOffer(Neighbor *h, int *n, int k, Neighbor c)
-{
-	if (*n < k)
-	{
-		h[*n] = c;
-		HeapSiftUp(h, (*n)++);
-	}
-	else if (NeighborWorse(&h[0], &c))
-	{
-		h[0] = c;
-		HeapSiftDown(h, *n, 0);
-	}
-}
-
-static int
-CompareNeighborBest(const void *a, const void *b)
-{
-	const Neighbor *x = a;
-	const Neighbor *y = b;
-
-	if (NeighborWorse(x, y))
-		return 1;
-	if (NeighborWorse(y, x))
-		return -1;
-	return 0;
-}
 
 static void
 CheckRange(double v, double lo, double hi, const char *name)
@@ -153,7 +67,7 @@ ecrm_item_knn(PG_FUNCTION_ARGS)
 			   *acc;
 	int32	   *cnt,
 			   *touched;
-	Neighbor   *heap;
+	EcrmCandidate *cand;
 	int32		i;
 	EcrmProgressState progress;
 	TimestampTz started = GetCurrentTimestamp();
@@ -180,7 +94,7 @@ ecrm_item_knn(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(work);
 
 	m = EcrmLoadRatings(query, "item_knn");
-	EcrmCheckMemory(add_size(m->bytes, mul_size(m->ncols, sizeof(double) * 4 + sizeof(int32) * 2)),
+	EcrmCheckMemory(add_size(m->bytes, mul_size(m->ncols, sizeof(double) * 4 + sizeof(int32) * 2 + sizeof(EcrmCandidate))),
 					"item_knn", "the similarity build");
 	ereport(NOTICE,
 			(errmsg("item_knn: " INT64_FORMAT " ratings of %d customers on %d products (%.1f s, %.1f MB)",
@@ -207,13 +121,13 @@ ecrm_item_knn(PG_FUNCTION_ARGS)
 	acc = EcrmAllocArray(m->ncols, sizeof(double));
 	cnt = EcrmAllocArray(m->ncols, sizeof(int32));
 	touched = EcrmAllocArray(m->ncols, sizeof(int32));
-	heap = EcrmAllocArray(k, sizeof(Neighbor));
+	cand = EcrmAllocArray(m->ncols, sizeof(EcrmCandidate));
 
 	EcrmProgressStart(&progress, "item_knn", "products", m->ncols);
 	for (i = 0; i < m->ncols; i++)
 	{
 		int32		nt = 0,
-					nh = 0,
+					nc = 0,
 					t;
 		int64		p;
 
@@ -240,38 +154,37 @@ ecrm_item_knn(PG_FUNCTION_ARGS)
 
 			if (j != i && cnt[j] >= min_support && acc[j] > 0)
 			{
-				Neighbor	c;
-
-				c.sim = acc[j] / (den_hist[i] * den_cand[j]);
+				/* indexes follow the ids, so ties go to the lower product id */
+				cand[nc].product = j;
+				cand[nc].score = acc[j] / (den_hist[i] * den_cand[j]);
 				if (shrinkage > 0)
-					c.sim *= cnt[j] / (cnt[j] + shrinkage);
-				c.col = j;
-				c.support = cnt[j];
-				HeapOffer(heap, &nh, k, c);
+					cand[nc].score *= cnt[j] / (cnt[j] + shrinkage);
+				cand[nc].support = cnt[j];
+				nc++;
 			}
 			acc[j] = 0;
 			cnt[j] = 0;
 		}
-		qsort(heap, nh, sizeof(Neighbor), CompareNeighborBest);
-		for (t = 0; t < nh; t++)
+		nc = EcrmTopK(cand, nc, k);
+		for (t = 0; t < nc; t++)
 		{
 			Datum		values[5];
 			bool		nulls[5] = {false, false, false, false, false};
 
 			values[0] = Int64GetDatum(m->col_ids[i]);
-			values[1] = Int64GetDatum(m->col_ids[heap[t].col]);
-			values[2] = Float8GetDatum(heap[t].sim);
-			values[3] = Int32GetDatum(heap[t].support);
+			values[1] = Int64GetDatum(m->col_ids[cand[t].product]);
+			values[2] = Float8GetDatum(cand[t].score);
+			values[3] = Int32GetDatum(cand[t].support);
 			values[4] = Int32GetDatum(t + 1);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
-		emitted += nh;
+		emitted += nc;
 		EcrmProgress(&progress, i + 1);
 	}
 	ereport(NOTICE,
 			(errmsg("item_knn: " INT64_FORMAT " neighbours of %d products (%.1f s)",
 					emitted, m->ncols, EcrmSecondsSince(started))));
-	EcrmRecordBuild(m, add_size(m->bytes, mul_size(m->ncols, sizeof(double) * 4 + sizeof(int32) * 2)),
+	EcrmRecordBuild(m, add_size(m->bytes, mul_size(m->ncols, sizeof(double) * 4 + sizeof(int32) * 2 + sizeof(EcrmCandidate))),
 					EcrmSecondsSince(started));
 
 	MemoryContextSwitchTo(old);

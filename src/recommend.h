@@ -124,6 +124,7 @@ typedef struct EcrmCandidate
 	double		score;
 	int64		because;		/* the history product that contributed most */
 	bool		has_because;
+	int32		support;		/* item_knn: customers who have both */
 } EcrmCandidate;
 
 typedef struct EcrmServeArgs
