@@ -30,7 +30,7 @@ SELECT product_id, neighbor_id, round(similarity::numeric, 4) AS similarity
   FROM ecrm.item_knn('SELECT * FROM r3', 5, 1, 0.5, 0, 1) WHERE product_id = 1 ORDER BY 2;
 -- min_support 2 keeps only A-B; k 1 keeps the best neighbour (C: B at 0.5 beats A at 0.4082)
 SELECT product_id, neighbor_id FROM ecrm.item_knn('SELECT * FROM r3', 5, 0, 0.5, 0, 2) ORDER BY 1, 2;
-SELECT product_id, neighbor_id FROM ecrm.item_knn('SELECT * FROM r3', 1, 0, 0.5, 0, 1) ORDER BY 1, 2;
+SELECT product_id, neighbor_id, support FROM ecrm.item_knn('SELECT * FROM r3', 1, 0, 0.5, 0, 1) ORDER BY 1, 2;
 -- ties go to the lower product id
 SELECT product_id, neighbor_id FROM ecrm.item_knn('SELECT * FROM (VALUES (1, 1, 1), (1, 2, 1), (1, 3, 1)) v', 1) ORDER BY 1;
 -- duplicates are summed, zero weights dropped, row order does not matter, int and numeric columns accepted:
