@@ -984,6 +984,34 @@ $$;
 COMMENT ON FUNCTION ecrm.evaluate_recommendations(timestamptz, integer, timestamptz, text[], jsonb, interval) IS
     'Evaluate models on a temporal split: each is trained on the data before split_at and asked for k products for every customer who had history before it and bought a product new to them after it (up to test_until); returns hit rate, precision, recall and NDCG at k and catalogue coverage per model, next to the popularity baselines (popular_recent: buyers in the popular_window before the split; popular_all: all time). params per model: {"item_item": {"neighbors": 100}, "als": {"factors": 32}}. Writes nothing that outlives the call';
 
+-- what the internal helpers do, for \df+
+COMMENT ON FUNCTION ecrm._rec_begin(text, text, timestamptz, jsonb) IS
+    'Start a training: check the name and time, take the per-name lock, drop the old model and register the new one; returns its model_id';
+COMMENT ON FUNCTION ecrm._rec_check_interval(interval, text, boolean) IS
+    'An interval argument that must be positive (and at most 100 years); nullable allows NULL';
+COMMENT ON FUNCTION ecrm._rec_customer_segment(bigint) IS
+    'The segment a customer entered last and has not left, through the segments capability''s tables; NULL without them';
+COMMENT ON FUNCTION ecrm._rec_decay(double precision, timestamptz, timestamptz, interval) IS
+    'A signal weight halved every half_life before decay_from';
+COMMENT ON FUNCTION ecrm._rec_events(timestamptz, timestamptz, interval) IS
+    'Every weighted, decayed order line and interaction with a product before as_of (inlined into its callers)';
+COMMENT ON FUNCTION ecrm._rec_ratings(timestamptz, interval) IS
+    'ecrm.rec_ratings without its checks, inlinable: what the trainings read';
+COMMENT ON FUNCTION ecrm._rec_fill_popularity(bigint, timestamptz, interval) IS
+    'Fill ecrm.rec_popularity for a model: buyers per product, all time and in the recent window; returns the number of products';
+COMMENT ON FUNCTION ecrm._rec_finish(bigint, timestamptz) IS
+    'Record a finished training''s figures (from ecrm._rec_last_build()) in its ecrm.rec_model row';
+COMMENT ON FUNCTION ecrm._rec_history(bigint[], timestamptz, timestamptz, interval) IS
+    'The serving history of customers: rating, whether bought, and the reason template of the strongest signal per product';
+COMMENT ON FUNCTION ecrm._rec_model(text) IS
+    'The model of a name, or an error (P0002) that says how to train it';
+COMMENT ON FUNCTION ecrm._rec_model_deleted() IS
+    'Trigger: a deleted model takes its neighbours, factors and popularity with it';
+COMMENT ON FUNCTION ecrm._rec_segment_members(text) IS
+    'The members of a segment through ecrm.segment_members(text), or an error (42883) when the segments capability is not installed';
+COMMENT ON FUNCTION ecrm._recommend(ecrm.rec_model, bigint[], integer, timestamptz, text, boolean, boolean, text) IS
+    'The engine of every serving function: recommendations of a model for customers as of a time';
+
 ------------------------------------------------------------------------------
 -- Privileges and pg_dump
 ------------------------------------------------------------------------------
