@@ -21,6 +21,9 @@ SHLIB_LINK = -lroaring -lm
 
 EXTRA_CLEAN = output_iso
 
+# PGXS tracks no header dependencies: rebuild every object when a header changes.
+$(OBJS): $(wildcard src/*.h)
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

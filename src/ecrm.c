@@ -27,6 +27,7 @@ static const struct config_enum_entry realtime_resolution_options[] = {
 	{NULL, 0, false}
 };
 int			ecrm_idset_max_memory = 1024 * 1024;	/* kB */
+double		ecrm_progress_interval = 5.0;
 
 void		_PG_init(void);
 
@@ -173,6 +174,15 @@ _PG_init(void)
 							 realtime_resolution_options,
 							 PGC_USERSET,
 							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("ecrm.progress_interval",
+							 "Seconds between progress notices of long model builds.",
+							 "Builds report at each tenth of their work when at least this many seconds passed since the last report; 0 reports every tenth.",
+							 &ecrm_progress_interval,
+							 5.0, 0.0, 86400.0,
+							 PGC_USERSET,
+							 GUC_UNIT_S,
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");

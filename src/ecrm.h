@@ -29,6 +29,7 @@ extern int	ecrm_realtime_resolution;
 #define ECRM_RESOLVE_REVIEW	1
 #define ECRM_RESOLVE_MERGE	2
 extern int	ecrm_idset_max_memory;
+extern double ecrm_progress_interval;
 
 /*
  * Longest text value ecrm's string kernels accept.  Names, emails, phones
