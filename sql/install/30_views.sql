@@ -23,7 +23,7 @@ COMMENT ON COLUMN ecrm.customers.attributes IS 'Further attributes (JSON object)
 COMMENT ON COLUMN ecrm.customers.created_at IS 'When the customer was first seen';
 
 -- The segments a customer is in, for customer_360 (one row: the names as text[]). 55_segments.sql replaces
--- this placeholder once the segment tables exist; the planner inlines it into the view.
+-- this placeholder once the segment tables exist.
 CREATE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
     LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC

@@ -1510,12 +1510,13 @@ $$;
 COMMENT ON FUNCTION ecrm.in_segment(bigint, text) IS
     'Whether a customer is in a segment now (a merged id counts as its survivor); unknown segment: error P0002';
 
--- Declared in 30_views.sql for ecrm.customer_360.  An SQL-standard body the planner inlines into the view
--- (and drops when the column is not selected): a scan of the (few) segments and, per segment, a
--- primary-key lookup in segment_delta and a membership test (a sliced read of the stored set; scanning
--- many customers, each set is read whole once per query).
+-- Declared in 30_views.sql for ecrm.customer_360: a scan of the (few) segments and, per segment, a
+-- primary-key lookup in segment_delta and a membership test (a sliced read of the stored set).
+-- SECURITY DEFINER so that the masked twin of customer_360 works for analysts, who may not read the
+-- segment tables: an inlined body would check those tables against the caller. It reveals segment names
+-- only, per customer id, as customer_360 and its masked twin show them (timed: no slower than inlined).
 CREATE OR REPLACE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT ARRAY(SELECT s.name FROM ecrm.segment s
                   WHERE coalesce((SELECT d.is_member FROM ecrm.segment_delta d
@@ -1762,6 +1763,9 @@ GRANT EXECUTE ON FUNCTION
    TO ecrm_agent;
 -- Analysts: sizes, overlaps and the RFM class mix; no per-customer rows.
 GRANT SELECT ON ecrm.segment_size_history, ecrm.segment_overlap, ecrm.rfm_summary TO ecrm_analyst;
+-- The masked customer_360 (ecrm_masked) shows each customer's segment names beside their masked profile
+-- (customers who object to profiling are left out of that twin).
+GRANT EXECUTE ON FUNCTION ecrm._segment_names_of(bigint) TO ecrm_analyst;
 
 DO $dump$
 DECLARE

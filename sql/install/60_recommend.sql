@@ -171,7 +171,7 @@ CREATE FUNCTION ecrm.item_knn(ratings text, k integer DEFAULT 50, shrinkage doub
     RETURNS TABLE (product_id bigint, neighbor_id bigint, similarity double precision, support integer, rank integer)
     AS 'MODULE_PATHNAME', 'ecrm_item_knn' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION ecrm.item_knn(text, integer, double precision, double precision, double precision, integer) IS
-    'Top-k neighbours of every product from a ratings query returning (customer, product, weight): similarity dot(i,j) / (|i|^(2(1-popularity_damping)) |j|^(2 popularity_damping)), customers weighted by 1 / (their product count)^activity_damping, times support / (support + shrinkage). popularity_damping 0.5 is the cosine, 0 the conditional probability P(j|i). Memory is bounded by maintenance_work_mem; NOTICEs report progress';
+    'Top-k neighbours of every product from a ratings query returning (customer, product, weight): similarity dot(i,j) / (|i|^(2(1-popularity_damping)) |j|^(2 popularity_damping)), customers weighted by 1 / (their product count)^activity_damping, times support / (support + shrinkage). popularity_damping 0.5 is the cosine, 0 the conditional probability P(j|i). Memory is bounded by maintenance_work_mem; NOTICEs report progress. volatile: it runs the query it is given, which may write';
 
 CREATE FUNCTION ecrm.als_train(ratings text, factors integer DEFAULT 64, iterations integer DEFAULT 15,
                                regularization double precision DEFAULT 0.1, alpha double precision DEFAULT 10,
@@ -179,12 +179,12 @@ CREATE FUNCTION ecrm.als_train(ratings text, factors integer DEFAULT 64, iterati
     RETURNS TABLE (side text, id bigint, factors real[])
     AS 'MODULE_PATHNAME', 'ecrm_als_train' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION ecrm.als_train(text, integer, integer, double precision, double precision, bigint, text, integer) IS
-    'Implicit-feedback ALS (Hu, Koren & Volinsky 2008) on a ratings query returning (customer, product, weight): confidence 1 + alpha * weight; solver cg (cg_steps conjugate-gradient steps per solve, warm-started) or cholesky (exact). Returns one row per customer (side ''customer'') and per product (side ''product'') with its factors. Deterministic for a seed';
+    'Implicit-feedback ALS (Hu, Koren & Volinsky 2008) on a ratings query returning (customer, product, weight): confidence 1 + alpha * weight; solver cg (cg_steps conjugate-gradient steps per solve, warm-started) or cholesky (exact). Returns one row per customer (side ''customer'') and per product (side ''product'') with its factors. Deterministic for a seed. volatile: it runs the query it is given, which may write';
 
 CREATE FUNCTION ecrm._rec_last_build(OUT customers bigint, OUT products bigint, OUT ratings bigint,
                                      OUT input_rows bigint, OUT peak_bytes bigint, OUT seconds double precision)
     AS 'MODULE_PATHNAME', 'ecrm_rec_last_build' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION ecrm._rec_last_build() IS 'Figures of the last item_knn or als_train run of this session (NULL before the first)';
+COMMENT ON FUNCTION ecrm._rec_last_build() IS 'Figures of the last item_knn or als_train run of this session (NULL before the first); volatile: it changes with every run of those in the session';
 
 -- STABLE: they read the model tables (ALS caches product factors per backend, keyed by the model id a training takes anew).
 CREATE FUNCTION ecrm._item_candidates(model_id bigint, k integer, customers bigint[], only_products bigint[], never_products bigint[],

@@ -262,6 +262,15 @@ DECLARE
     s text := ecrm._rule_text(doc, field, what, dflt IS NULL);
     v interval;
 BEGIN
+    -- the bounds (and a default) come from ecrm's own callers: an interval outside them is never returned
+    IF lo IS NULL OR hi IS NULL OR lo > hi THEN
+        RAISE EXCEPTION 'the bounds of "%" of % must be an ordered pair of intervals, not % and %', field, what, lo, hi
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF dflt < lo OR dflt > hi THEN
+        RAISE EXCEPTION 'the default of "%" of % must be between % and %, not %', field, what, lo, hi, dflt
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF s IS NULL THEN
         RETURN dflt;
     END IF;

@@ -111,7 +111,6 @@ INSERT INTO ecrm.product (product_id, sku, name, category, available) VALUES
     (10, 'GIFT', 'Gift card', NULL, true);
 INSERT INTO ecrm.customer_profile (customer_id, first_name) SELECT g, 'C' || g FROM generate_series(1, 16) g;
 UPDATE ecrm.customer_profile SET status = 'merged', merged_into = 1 WHERE customer_id = 14;
-UPDATE ecrm.customer_profile SET status = 'erased' WHERE customer_id = 15;
 -- one order per (customer, product) in the list, on the given day of 2024; the order id is customer * 100 + product
 CREATE TEMP TABLE o (customer bigint, product bigint, day date, status text DEFAULT 'delivered', qty int DEFAULT 1);
 INSERT INTO o (customer, product, day) VALUES
@@ -140,6 +139,8 @@ SELECT customer * 1000 + product * 10 + (status <> 'delivered')::int, 1, custome
 INSERT INTO ecrm.interaction (customer_id, channel, kind, occurred_at, product_id) VALUES
     (11, 'web', 'product_view', '2024-03-30 10:00', 5), (11, 'web', 'page_view', '2024-03-30 10:01', NULL),
     (16, 'web', 'product_view', '2024-04-05 09:00', 7);
+-- customer 15 was erased after buying (set directly: erased customers take no new rows)
+UPDATE ecrm.customer_profile SET status = 'erased' WHERE customer_id = 15;
 -- customer 13 objected to profiling
 INSERT INTO ecrm.consent_event (customer_id, purpose, granted, recorded_at) VALUES
     (13, 'profiling', true, '2024-01-01'), (13, 'profiling', false, '2024-03-02');
