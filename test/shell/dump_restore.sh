@@ -36,6 +36,11 @@ if has create_scoring_model; then
       END \$\$"
     echo "ok: an active scoring model before the dump ($(q ecrm_dump_src "SELECT count(*) FROM ecrm.lead_score") scores)"
 fi
+if has train_item_model; then
+    q ecrm_dump_src "SET client_min_messages = warning; SELECT ecrm.train_item_model()" >/dev/null
+    q ecrm_dump_src "SET client_min_messages = warning; SELECT ecrm.train_als_model(factors => 4, iterations => 3)" >/dev/null
+    echo "ok: item-item and ALS recommendation models trained before the dump"
+fi
 
 # One fingerprint per table of user data: row count and an md5 of the sorted rows.
 FP="SELECT string_agg(t || ':' || n || ':' || h, E'\n' ORDER BY t) FROM (
@@ -68,6 +73,15 @@ if has create_scoring_model; then
     after_score=$(q ecrm_dump_dst "SELECT score FROM ecrm.lead_score WHERE customer_id = 2")
     if [ "$after_score" != "$before_score" ]; then echo "ok: real-time scoring works after restore ($before_score -> $after_score)"
     else echo "FAIL: the score did not move after restore ($before_score)"; fail=1; fi
+fi
+if has train_item_model; then
+    for m in item_item als; do
+        recs="SELECT string_agg(c || ':' || product_id || ':' || round(score::numeric, 6), ',' ORDER BY c, product_id)
+                FROM generate_series(1, 20) c, ecrm.recommend(c, 5, '$m')"
+        src_recs=$(q ecrm_dump_src "$recs"); dst_recs=$(q ecrm_dump_dst "$recs")
+        if [ -n "$src_recs" ] && [ "$src_recs" = "$dst_recs" ]; then echo "ok: model $m serves the same recommendations after restore"
+        else echo "FAIL: model $m serves other recommendations after restore"; fail=1; fi
+    done
 fi
 c360=$(q ecrm_dump_dst "SELECT count(*) FROM ecrm.customer_360")
 [ "$c360" -gt 200 ] && echo "ok: customer_360 has $c360 rows" || { echo "FAIL: customer_360 has $c360 rows"; fail=1; }
