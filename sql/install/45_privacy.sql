@@ -1759,7 +1759,10 @@ BEGIN
 
     -- Planner statistics (pg_stats) keep common values and histogram bounds: re-analyze the
     -- tables whose statistics hold one of the person's identifiers.
-    FOR rel IN SELECT DISTINCT format('%I.%I', s.schemaname, s.tablename) AS r FROM pg_stats s
+    -- (statistics of an expression index are listed under the index's name: analyse its table)
+    FOR rel IN SELECT DISTINCT coalesce(x.indrelid, c.oid)::regclass::text AS r FROM pg_stats s
+                 JOIN pg_catalog.pg_class c ON c.relname = s.tablename AND c.relnamespace = s.schemaname::regnamespace
+                 LEFT JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid
                 WHERE s.schemaname IN ('ecrm', 'ecrm_masked')
                   AND EXISTS (SELECT FROM unnest(idents || names) v
                                WHERE strpos(lower(s.most_common_vals::text), v) > 0

@@ -755,6 +755,8 @@ BEGIN
 END
 $$;
 
+-- Serving is as of clock_timestamp(), not now(): what the current transaction wrote (an order, and the
+-- automation message about it in the same transaction) is part of the customer's history.
 CREATE FUNCTION ecrm.recommend(customer_id bigint, k integer DEFAULT 10, model text DEFAULT 'item_item',
                                category text DEFAULT NULL, include_bought boolean DEFAULT false,
                                available_only boolean DEFAULT true, segment text DEFAULT NULL)
@@ -767,7 +769,7 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT r.product_id, r.score, r.reason
-      FROM ecrm._recommend(ecrm._rec_model(model), ARRAY[customer_id], k, now(), category,
+      FROM ecrm._recommend(ecrm._rec_model(model), ARRAY[customer_id], k, clock_timestamp(), category,
                            coalesce(include_bought, false), coalesce(available_only, true), segment) r
      ORDER BY r.rank;
 END
@@ -781,7 +783,7 @@ CREATE FUNCTION ecrm.recommend_many(customer_ids bigint[], k integer DEFAULT 10,
     RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, reason text)
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS
 $$
-    SELECT r.* FROM ecrm._recommend(ecrm._rec_model(model), customer_ids, k, now(), category,
+    SELECT r.* FROM ecrm._recommend(ecrm._rec_model(model), customer_ids, k, clock_timestamp(), category,
                                     coalesce(include_bought, false), coalesce(available_only, true), segment) r
 $$;
 COMMENT ON FUNCTION ecrm.recommend_many(bigint[], integer, text, text, boolean, boolean, text) IS
@@ -793,7 +795,7 @@ CREATE FUNCTION ecrm.recommend_segment(segment text, k integer DEFAULT 10, model
     RETURNS TABLE (customer_id bigint, rank integer, product_id bigint, score double precision, reason text)
     LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS
 $$
-    SELECT r.* FROM ecrm._recommend(ecrm._rec_model(model), ecrm._rec_segment_members(segment), k, now(), category,
+    SELECT r.* FROM ecrm._recommend(ecrm._rec_model(model), ecrm._rec_segment_members(segment), k, clock_timestamp(), category,
                                     coalesce(include_bought, false), coalesce(available_only, true), segment) r
 $$;
 COMMENT ON FUNCTION ecrm.recommend_segment(text, integer, text, text, boolean, boolean) IS

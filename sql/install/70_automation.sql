@@ -1084,22 +1084,28 @@ COMMENT ON COLUMN ecrm.outbox_stats.expired_claims IS 'Claims whose lease ran ou
 -- The engine
 ------------------------------------------------------------------------------
 
--- Names of up to k products recommended to a customer, when recommendations (ecrm.recommend) are installed.
+-- Names of up to k products recommended to a customer (ecrm.recommend, 60_recommend.sql) by the model named
+-- item_item when it is trained, else by the model built last; none when no model is trained.
 CREATE FUNCTION ecrm._recommended_products(customer_id bigint, k integer DEFAULT 3) RETURNS text[]
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
+    model text;
     names text[];
 BEGIN
-    IF to_regprocedure('ecrm.recommend(bigint,integer)') IS NULL THEN
+    SELECT m.name INTO model FROM ecrm.rec_model m ORDER BY m.name <> 'item_item', m.built_at DESC, m.model_id DESC LIMIT 1;
+    IF model IS NULL THEN
         RETURN '{}';
     END IF;
-    EXECUTE 'SELECT coalesce(array_agg(p.name ORDER BY r.score DESC, p.product_id), ''{}'')
-               FROM ecrm.recommend($1, $2) r JOIN ecrm.product p ON p.product_id = r.product_id'
-       INTO names USING customer_id, k;
+    SELECT coalesce(array_agg(p.name ORDER BY r.score DESC, p.product_id), '{}') INTO names
+      FROM ecrm.recommend(_recommended_products.customer_id, k, model) r
+      JOIN ecrm.product p ON p.product_id = r.product_id;
     RETURN names;
 END
 $$;
+
+COMMENT ON FUNCTION ecrm._recommended_products(bigint, integer) IS
+    'Names of up to k products ecrm.recommend gives a customer (model item_item, else the one built last; empty without a model): the recommended_products field of templates';
 
 -- The fields a template sees for one customer and run (a SQL-standard body: inlined into the caller's query).
 CREATE FUNCTION ecrm._template_values(c ecrm.customer_profile, context jsonb, rule_name text, want_recommendations boolean)
@@ -1283,6 +1289,10 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
+    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
+    IF ecrm._restoring() THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'interaction') THEN
         RETURN NULL;
     END IF;
@@ -1312,6 +1322,10 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
+    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
+    IF ecrm._restoring() THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'order') THEN
         RETURN NULL;
     END IF;
@@ -1346,6 +1360,10 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
+    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
+    IF ecrm._restoring() THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'stage_changed') THEN
         RETURN NULL;
     END IF;
@@ -1375,6 +1393,10 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
+    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
+    IF ecrm._restoring() THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'score_threshold') THEN
         RETURN NULL;
     END IF;
@@ -1407,6 +1429,10 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
+    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
+    IF ecrm._restoring() THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind IN ('segment_entered', 'segment_exited')) THEN
         RETURN NULL;
     END IF;

@@ -1,7 +1,7 @@
 -- The capabilities working together through their own APIs: segments and lead scores drive automation,
 -- a merge carries a customer's segment membership and score, an erasure removes the person everywhere.
 BEGIN;
-SELECT plan(16);
+SELECT plan(20);
 SET LOCAL ecrm.default_country = 'GB';
 SET LOCAL ecrm.realtime_resolution = 'off';
 
@@ -41,13 +41,26 @@ SELECT is((SELECT lifecycle_stage::text FROM ecrm.customer_profile WHERE custome
 SELECT is((SELECT recipient || ': ' || subject FROM ecrm.outbox o WHERE o.customer_id = :ada AND o.topic = 'task'),
           'sales@example.org: Call Ada Lovelace today', 'crossing the threshold created one task for its assignee');
 
+-- recommendations -> automation: a message names what the model recommends to the customer
+SELECT ecrm.upsert_product('CAN-1', 'Watering can', 'garden', 9.50) AS can \gset
+SELECT ecrm.upsert_customer('{"first_name": "Bob", "email": "bob@example.org", "country": "GB"}') AS bob \gset
+SELECT lives_ok(format($$SELECT ecrm.record_order(%s, '[{"sku": "HOSE-1", "quantity": 1}, {"sku": "CAN-1", "quantity": 2}]')$$, :bob),
+                'Bob buys a hose and a watering can');
+SELECT ecrm.train_item_model(trained_until => clock_timestamp()) IS NOT NULL AS trained;
+SELECT ecrm.save_template('picks', 'email', 'Hi {{ first_name }}, try {{ recommended_products | our bestsellers }}.', 'For you') IS NOT NULL AS template;
+SELECT ecrm.save_rule('picks on view', 'interaction', '{"kind": "product_view"}', 'send_message', '{"template": "picks"}') > 0 AS rule_saved;
+SELECT is((SELECT array_agg(product_id) FROM ecrm.recommend(:ada, 3)), ARRAY[:can]::bigint[], 'Ada is recommended the watering can');
+SELECT lives_ok(format($$SELECT ecrm.record_interaction(%s, 'web', 'product_view')$$, :ada), 'Ada views a product');
+SELECT is((SELECT body FROM ecrm.outbox o WHERE o.customer_id = :ada AND o.payload ->> 'template' = 'picks'),
+          'Hi Ada, try Watering can.', 'the message names the recommended product');
+
 -- a merge carries the second profile's rows to the survivor; membership and score follow
 SELECT lives_ok(format($$SELECT ecrm.record_interaction(%s, 'web', 'page_view')$$, :ada2), 'the duplicate has its own touch');
 SELECT ecrm.merge_customers(ARRAY[:ada, :ada2]::bigint[]) IS NOT NULL AS merged;
 SELECT is(ecrm.resolve_customer(:ada2), :ada::bigint, 'the duplicate resolves to Ada');
 SELECT ok(ecrm.in_segment(:ada, 'garden_buyers') AND ecrm.in_segment(:ada2, 'garden_buyers'), 'the merged id counts as its survivor');
-SELECT is(ARRAY(SELECT customer_id FROM ecrm.segment_membership m WHERE m.segment = 'garden_buyers' ORDER BY 1), ARRAY[:ada]::bigint[],
-          'the membership is the survivor''s alone');
+SELECT is(ARRAY(SELECT customer_id FROM ecrm.segment_membership m WHERE m.segment = 'garden_buyers' ORDER BY 1), ARRAY[:ada, :bob]::bigint[],
+          'the membership is the survivor''s alone (and Bob''s)');
 
 -- erasure: nothing of Ada is left in any table, view or the outbox
 SELECT ecrm.erase_customer(:ada) IS NOT NULL AS erased;
