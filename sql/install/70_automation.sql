@@ -263,8 +263,8 @@ DECLARE
     v interval;
 BEGIN
     -- the bounds (and a default) come from ecrm's own callers: an interval outside them is never returned
-    IF lo IS NULL OR hi IS NULL OR lo > hi THEN
-        RAISE EXCEPTION 'the bounds of "%" of % must be an ordered pair of intervals, not % and %', field, what, lo, hi
+    IF lo IS NULL OR hi IS NULL OR lo < interval '0' OR hi > interval '100 years' OR lo > hi THEN
+        RAISE EXCEPTION 'the bounds of "%" of % must be intervals with 0 <= low <= high <= 100 years, not % and %', field, what, lo, hi
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF dflt < lo OR dflt > hi THEN

@@ -1,6 +1,6 @@
 -- Automation, support and analytics: errors with their SQLSTATEs, and privileges held in practice.
 BEGIN;
-SELECT plan(43);
+SELECT plan(44);
 
 SELECT ecrm.upsert_customer('{"first_name": "Ada", "email": "ada@example.org", "country": "GB"}') AS ada \gset
 SELECT ecrm.record_consent(:ada, 'marketing_email', true);
@@ -81,11 +81,14 @@ SELECT throws_ok($$SELECT * FROM ecrm.automation_run$$, '42501', NULL, 'analysts
 RESET ROLE;
 
 -- the interval reader of rule settings never hands back a value outside the bounds its caller gives
+SELECT throws_ok($$SELECT ecrm._rule_interval('{}', 'after', 'the trigger', '-178000000 years', '1000000 years', '-178000000 years')$$, '22023',
+                 'the bounds of "after" of the trigger must be intervals with 0 <= low <= high <= 100 years, not -178000000 years and 1000000 years',
+                 'absurd bounds are an error');
 SELECT throws_ok($$SELECT ecrm._rule_interval('{}', 'after', 'the trigger', '1 minute', '90 days', '-178000000 years')$$, '22023',
                  'the default of "after" of the trigger must be between 00:01:00 and 90 days, not -178000000 years',
                  'an out-of-range default is an error, not a result');
 SELECT throws_ok($$SELECT ecrm._rule_interval('{"after": "1 day"}', 'after', 'the trigger', NULL, '90 days')$$, '22023',
-                 'the bounds of "after" of the trigger must be an ordered pair of intervals, not <NULL> and 90 days',
+                 'the bounds of "after" of the trigger must be intervals with 0 <= low <= high <= 100 years, not <NULL> and 90 days',
                  'bounds are required');
 SELECT is(ecrm._rule_interval('{"after": "2 hours"}', 'after', 'the trigger', '1 minute', '90 days'), interval '2 hours',
           'an interval within the bounds is read');
