@@ -84,7 +84,8 @@ SELECT count(*) FROM (SELECT o.customer_id, max(o.ordered_at) AS last_at FROM ec
  WHERE l.last_at <= timestamptz '$AS_OF' - interval '90 days' AND l.last_at > timestamptz '$AS_OF' - interval '97 days';
 -- birthdays and anniversaries today
 SELECT count(*) FROM ecrm.customer_profile c WHERE to_char(c.birth_date, 'MM-DD') = to_char(timestamptz '$AS_OF', 'MM-DD');
-SELECT count(*) FROM ecrm.customer_profile c WHERE to_char(c.created_at, 'MM-DD') = to_char(timestamptz '$AS_OF', 'MM-DD') AND c.created_at < timestamptz '$AS_OF' - interval '1 year';
+SELECT count(*) FROM ecrm.customer_profile c WHERE to_char(c.created_at AT TIME ZONE 'UTC', 'MM-DD') = to_char(timestamptz '$AS_OF' AT TIME ZONE 'UTC', 'MM-DD')
+   AND (c.created_at AT TIME ZONE 'UTC')::date < (timestamptz '$AS_OF' AT TIME ZONE 'UTC')::date;   -- by calendar date in UTC, as ecrm does
 -- tickets breaching within the hour
 SELECT count(*) FROM ecrm.ticket t WHERE t.status IN ('open', 'pending') AND t.sla_due_at <= timestamptz '$AS_OF' + interval '1 hour' AND t.sla_due_at > timestamptz '$AS_OF' - interval '7 days';
 SQL

@@ -84,7 +84,7 @@ SELECT 'c' || i, (ARRAY['Anna', 'John', 'Sofia', 'Lars', 'Wei'])[1 + i % 5], (AR
        'cust' || i || (ARRAY['@gmail.com', '@acme-corp.com', '@shop.co.uk'])[1 + i % 3], '+44 20 7' || lpad((i % 1000000)::text, 6, '0'),
        date '1950-01-01' + (i % 20000), (ARRAY['London', 'Leeds', 'York'])[1 + i % 3], 'GB', 'SW1A ' || (i % 9) || 'AA'
   FROM generate_series(1, $CUSTOMERS) i;
-SELECT ecrm.load_staged();
+DO \$\$ BEGIN PERFORM ecrm.load_staged(); END \$\$;
 INSERT INTO ecrm.consent_event (customer_id, purpose, granted, recorded_at)
 SELECT customer_id, 'profiling', customer_id % 10 <> 0, '2026-01-01' FROM ecrm.customer_profile;
 ANALYZE;
