@@ -220,3 +220,13 @@ SELECT kmeans(ARRAY[x, NULL], 1) FROM (VALUES (1.0::float8)) v(x);
 SELECT kmeans(ARRAY[x], 1) FROM (VALUES (1.0::float8)) v(x) WHERE false;
 SELECT kmeans_assign(ARRAY[1]::float8[], '{{0.3,0.3}}');
 SELECT kmeans_assign('{}'::float8[], '{{0.3,0.3}}');
+-- binary I/O (the type's send and receive functions) through COPY in binary format
+CREATE TEMP TABLE io_src (n int, s idset);
+INSERT INTO io_src VALUES (1, '{}'), (2, '{1-5}'), (3, '{0,1099511627776}'),
+    (4, (SELECT idset_agg(g * 7) FROM generate_series(0, 200000) g)), (5, NULL);
+\copy io_src TO '/tmp/ecrm_regress_idset_io.bin' WITH (FORMAT binary)
+CREATE TEMP TABLE io_dst (n int, s idset);
+\copy io_dst FROM '/tmp/ecrm_regress_idset_io.bin' WITH (FORMAT binary)
+\! rm -f /tmp/ecrm_regress_idset_io.bin
+SELECT a.n, b.s IS NOT DISTINCT FROM a.s AS same, idset_cardinality(b.s) AS ids
+  FROM io_src a JOIN io_dst b USING (n) ORDER BY n;
