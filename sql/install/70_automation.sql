@@ -1265,6 +1265,10 @@ $$
 DECLARE
     ids bigint[];
 BEGIN
+    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
+    IF ecrm._restoring() THEN
+        RETURN;
+    END IF;
     WITH ins AS (
         INSERT INTO ecrm.automation_run AS x (rule_id, customer_id, dedupe_key, triggered_at, due_at, context)
         SELECT (c ->> 'rule_id')::bigint, (c ->> 'customer_id')::bigint, c ->> 'dedupe_key',
@@ -1289,10 +1293,6 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
-    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
-    IF ecrm._restoring() THEN
-        RETURN NULL;
-    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'interaction') THEN
         RETURN NULL;
     END IF;
@@ -1322,10 +1322,6 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
-    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
-    IF ecrm._restoring() THEN
-        RETURN NULL;
-    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'order') THEN
         RETURN NULL;
     END IF;
@@ -1360,10 +1356,6 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
-    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
-    IF ecrm._restoring() THEN
-        RETURN NULL;
-    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'stage_changed') THEN
         RETURN NULL;
     END IF;
@@ -1393,10 +1385,6 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
-    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
-    IF ecrm._restoring() THEN
-        RETURN NULL;
-    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind = 'score_threshold') THEN
         RETURN NULL;
     END IF;
@@ -1429,10 +1417,6 @@ $$
 DECLARE
     cand jsonb;
 BEGIN
-    -- a restore (ecrm._restoring(), 10_store.sql) brings the ledger and the outbox as they were: nothing fires again
-    IF ecrm._restoring() THEN
-        RETURN NULL;
-    END IF;
     IF NOT EXISTS (SELECT FROM ecrm.automation_rule r WHERE r.enabled AND r.trigger_kind IN ('segment_entered', 'segment_exited')) THEN
         RETURN NULL;
     END IF;
