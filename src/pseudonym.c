@@ -16,12 +16,17 @@
  */
 #include "postgres.h"
 
+#ifdef USE_OPENSSL
+#include <openssl/sha.h>
+#endif
+
 #include "common/cryptohash.h"
 #include "common/hmac.h"
 #include "ecrm.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "pii.h"
+#include "utils/memutils.h"
 
 #define KEY_MIN_BYTES	16
 
@@ -55,10 +60,95 @@ EcrmCheckPseudonymKey(void)
 	(void) PseudonymKey(&len);
 }
 
+#ifdef USE_OPENSSL
+
+/*
+ * HMAC's key schedule depends on the key only: SHA-256 of the key block
+ * XOR ipad, and of the key block XOR opad.  Both states are kept here for
+ * the current key and copied per call, so a pseudonym costs two SHA-256
+ * blocks instead of four plus the allocation of an HMAC context (pg_hmac
+ * allocates and registers one per call).  A changed key (the value of
+ * ecrm.pseudonym_key, compared byte by byte) recomputes them.
+ */
+typedef struct HmacKeyState
+{
+	char	   *key;			/* copy of the key the states belong to */
+	int			keylen;
+	SHA256_CTX	inner;			/* after the key block XOR ipad */
+	SHA256_CTX	outer;			/* after the key block XOR opad */
+} HmacKeyState;
+
+static HmacKeyState hmac_state;
+
+static const HmacKeyState *
+HmacKeySchedule(void)
+{
+	int			keylen;
+	const char *key = PseudonymKey(&keylen);
+	uint8		block[SHA256_CBLOCK];
+	uint8		pad[SHA256_CBLOCK];
+
+	if (hmac_state.key != NULL && hmac_state.keylen == keylen &&
+		memcmp(hmac_state.key, key, keylen) == 0)
+		return &hmac_state;
+
+	if (hmac_state.key != NULL)
+	{
+		explicit_bzero(hmac_state.key, hmac_state.keylen);
+		pfree(hmac_state.key);
+		hmac_state.key = NULL;
+	}
+	/* RFC 2104: a key longer than a block is replaced by its hash */
+	memset(block, 0, sizeof(block));
+	if (keylen > SHA256_CBLOCK)
+		SHA256((const unsigned char *) key, keylen, block);
+	else
+		memcpy(block, key, keylen);
+	for (int i = 0; i < SHA256_CBLOCK; i++)
+		pad[i] = block[i] ^ 0x36;
+	SHA256_Init(&hmac_state.inner);
+	SHA256_Update(&hmac_state.inner, pad, SHA256_CBLOCK);
+	for (int i = 0; i < SHA256_CBLOCK; i++)
+		pad[i] = block[i] ^ 0x5c;
+	SHA256_Init(&hmac_state.outer);
+	SHA256_Update(&hmac_state.outer, pad, SHA256_CBLOCK);
+	explicit_bzero(block, sizeof(block));
+	explicit_bzero(pad, sizeof(pad));
+	hmac_state.key = MemoryContextAlloc(TopMemoryContext, keylen);
+	memcpy(hmac_state.key, key, keylen);
+	hmac_state.keylen = keylen;
+	return &hmac_state;
+}
+
+/*
+ * HMAC-SHA256 of "domain \0 context \0 msg" under the key, into
+ * out[ECRM_HMAC_LEN]: the same bytes as pg_hmac (the test pseudonym.sql
+ * checks them against pgcrypto's hmac()).
+ */
+void
+EcrmHmac(const char *domain, const char *context, int context_len,
+		 const char *msg, int msg_len, uint8 *out)
+{
+	const HmacKeyState *ks = HmacKeySchedule();
+	static const uint8 zero = 0;
+	SHA256_CTX	c = ks->inner;
+	uint8		inner[SHA256_DIGEST_LENGTH];
+
+	SHA256_Update(&c, domain, strlen(domain) + 1);
+	SHA256_Update(&c, context, context_len);
+	SHA256_Update(&c, &zero, 1);
+	SHA256_Update(&c, msg, msg_len);
+	SHA256_Final(inner, &c);
+	c = ks->outer;
+	SHA256_Update(&c, inner, sizeof(inner));
+	SHA256_Final(out, &c);
+}
+
+#else							/* !USE_OPENSSL */
+
 /*
  * HMAC-SHA256 of domain, context and msg under the key, into
- * out[ECRM_HMAC_LEN].  PostgreSQL's HMAC (OpenSSL's when built with it) does
- * the work.
+ * out[ECRM_HMAC_LEN], by PostgreSQL's own HMAC (a build without OpenSSL).
  */
 void
 EcrmHmac(const char *domain, const char *context, int context_len,
@@ -97,6 +187,8 @@ EcrmHmac(const char *domain, const char *context, int context_len,
 	if (buf != stackbuf)
 		pfree(buf);
 }
+
+#endif							/* USE_OPENSSL */
 
 /* The context argument (a namespace for pseudonyms); NULL means none. */
 static void
