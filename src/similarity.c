@@ -132,15 +132,6 @@ CompareWchar(const void *x, const void *y)
 }
 
 /*
- * Unrestricted Damerau-Levenshtein distance (insertions, deletions,
- * substitutions and transpositions of adjacent characters, which may be
- * edited again), by Lowrance and Wagner's algorithm.  With max_distance >= 0
- * it returns max_distance + 1 as soon as the distance must be larger: the
- * minimum of a row never decreases (a row's minimum grows by at most one
- * per row and a transposition reaches back k rows at a cost of at least k),
- * so once a whole row exceeds the bound the result does too.
- */
-/*
  * Distance 0, 1 or 2 (meaning "more than one") in one pass, for the common
  * bound of one edit: one substitution, insertion, deletion or adjacent
  * transposition.
@@ -181,37 +172,80 @@ WithinOneEdit(const pg_wchar *a, int la, const pg_wchar *b, int lb)
 	return memcmp(a + i + 1, b + i, sizeof(pg_wchar) * (lb - i)) == 0 ? 1 : 2;
 }
 
+/* Matrix side (with the two border rows) that still fits on the stack. */
+#define DL_STACK_SIDE 66
+
+/*
+ * Unrestricted Damerau-Levenshtein distance (insertions, deletions,
+ * substitutions and transpositions of adjacent characters, which may be
+ * edited again), by Lowrance and Wagner's algorithm.  With max_distance >= 0
+ * it returns max_distance + 1 whenever the distance is larger.
+ *
+ * The fast paths, each exact (test/sql/damerau_reference.sql compares them
+ * with a plain implementation on random pairs):
+ * - a common prefix and suffix are dropped first: an optimal edit sequence
+ *   never needs to touch them;
+ * - with a bound, only the diagonal band |i - j| <= bound is computed
+ *   (a cell outside it is at least |i - j|, so more than the bound), a
+ *   transposition is only tried when its own cost is within the bound, and
+ *   the rows stop as soon as a whole row exceeds the bound: the minimum of a
+ *   row never decreases (it grows by at most one per row, and a
+ *   transposition reaching back k rows costs at least k), so the result must
+ *   exceed it too;
+ * - short strings map characters to the "last row seen" table directly
+ *   (ASCII) or by a scan of the few others, and keep the matrix on the stack.
+ */
 int
 EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int max_distance)
 {
-	int			stack_d[34 * 34];
+	int			stack_d[DL_STACK_SIDE * DL_STACK_SIDE];
 	pg_wchar	stack_alpha[2 * ECRM_CP_STACK];
 	int			stack_i[2 * ECRM_CP_STACK];
-	int			stack_da[2 * ECRM_CP_STACK];
+	int			stack_da[128 + 2 * ECRM_CP_STACK];
 	int		   *d;
-	int			cols = lb + 2;
-	int			inf = la + lb + 1;
+	int			cols;
+	int			inf;
 	pg_wchar   *alpha = stack_alpha;
 	int			nalpha = 0;
 	int		   *ia = stack_i;
 	int		   *ib;
 	int		   *da = stack_da;
-	bool		small = (la + lb <= 2 * ECRM_CP_STACK);
+	bool		small;
+	bool		bounded = (max_distance >= 0);
 	int			result;
 
 #define D(i, j) d[((i) + 1) * cols + (j) + 1]
 
-	if (max_distance >= 0 && abs(la - lb) > max_distance)
+	if (bounded && abs(la - lb) > max_distance)
 		return max_distance + 1;
+	while (la > 0 && lb > 0 && a[0] == b[0])
+	{
+		a++;
+		b++;
+		la--;
+		lb--;
+	}
+	while (la > 0 && lb > 0 && a[la - 1] == b[lb - 1])
+	{
+		la--;
+		lb--;
+	}
+	/* the length difference, within the bound (checked above) */
 	if (la == 0 || lb == 0)
 		return Max(la, lb);
 	if (max_distance == 0 || max_distance == 1)
 		return Min(WithinOneEdit(a, la, b, lb), max_distance + 1);
+	if (bounded && max_distance >= la + lb)
+		bounded = false;		/* the bound cannot cut anything */
+
+	cols = lb + 2;
+	inf = la + lb + 1;
+	small = (la + lb <= 2 * ECRM_CP_STACK);
 
 	/*
 	 * Map each character to a small index for the "last row seen" table:
-	 * short strings by a linear scan of the few distinct characters, long
-	 * ones by sorting.
+	 * ASCII to itself, the other characters of short strings by a scan of
+	 * the few distinct ones, those of long strings by sorting.
 	 */
 	if (small)
 	{
@@ -219,15 +253,22 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		for (int k = 0; k < la + lb; k++)
 		{
 			pg_wchar	c = (k < la) ? a[k] : b[k - la];
-			int			x = 0;
+			int			x;
 
-			while (x < nalpha && alpha[x] != c)
-				x++;
-			if (x == nalpha)
-				alpha[nalpha++] = c;
+			if (c < 128)
+				x = c;
+			else
+			{
+				x = 0;
+				while (x < nalpha && alpha[x] != c)
+					x++;
+				if (x == nalpha)
+					alpha[nalpha++] = c;
+				x += 128;
+			}
 			stack_i[k] = x;
+			da[x] = 0;
 		}
-		memset(da, 0, sizeof(int) * nalpha);
 	}
 	else
 	{
@@ -247,7 +288,7 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		da = palloc0(sizeof(int) * nalpha);
 	}
 
-	if ((la + 2) * (lb + 2) <= (int) lengthof(stack_d))
+	if (la + 2 <= DL_STACK_SIDE && lb + 2 <= DL_STACK_SIDE)
 		d = stack_d;
 	else
 		d = palloc(mul_size(mul_size(la + 2, lb + 2), sizeof(int)));
@@ -264,45 +305,96 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		D(0, j) = j;
 	}
 	result = -1;
-	for (int i = 1; i <= la; i++)
+	if (!bounded)
 	{
-		int			db = 0;
-		int			rowmin = D(i, 0);
-
-		if ((i & 255) == 255)
-			CHECK_FOR_INTERRUPTS();
-		for (int j = 1; j <= lb; j++)
+		for (int i = 1; i <= la; i++)
 		{
-			int			k = da[ib[j - 1]];
-			int			l = db;
-			int			cost = 1;
-			int			v;
+			int			db = 0;
+			int			ca = ia[i - 1];
 
-			if (ia[i - 1] == ib[j - 1])
+			if ((i & 255) == 255)
+				CHECK_FOR_INTERRUPTS();
+			for (int j = 1; j <= lb; j++)
 			{
-				cost = 0;
-				db = j;
+				int			k = da[ib[j - 1]];
+				int			l = db;
+				int			cost = 1;
+				int			v;
+
+				if (ca == ib[j - 1])
+				{
+					cost = 0;
+					db = j;
+				}
+				v = D(i - 1, j - 1) + cost;
+				v = Min(v, D(i, j - 1) + 1);
+				v = Min(v, D(i - 1, j) + 1);
+				v = Min(v, D(k - 1, l - 1) + (i - k - 1) + 1 + (j - l - 1));
+				D(i, j) = v;
 			}
-			v = D(i - 1, j - 1) + cost;
-			v = Min(v, D(i, j - 1) + 1);
-			v = Min(v, D(i - 1, j) + 1);
-			v = Min(v, D(k - 1, l - 1) + (i - k - 1) + 1 + (j - l - 1));
-			D(i, j) = v;
-			if (v < rowmin)
-				rowmin = v;
+			da[ca] = i;
 		}
-		da[ia[i - 1]] = i;
-		if (max_distance >= 0 && rowmin > max_distance)
-		{
-			result = max_distance + 1;
-			break;
-		}
-	}
-	if (result < 0)
-	{
 		result = D(la, lb);
-		if (max_distance >= 0 && result > max_distance)
-			result = max_distance + 1;
+	}
+	else
+	{
+		int			over = max_distance + 1;	/* stands for every value beyond the bound */
+
+		for (int i = 1; i <= la; i++)
+		{
+			int			db = 0;
+			int			ca = ia[i - 1];
+			int			lo = Max(1, i - max_distance);
+			int			hi = Min(lb, i + max_distance);
+			int			rowmin = over;
+
+			if ((i & 255) == 255)
+				CHECK_FOR_INTERRUPTS();
+			/* the cells just outside the band, read by this row and the next */
+			if (lo > 1)
+				D(i, lo - 1) = over;
+			if (hi < lb)
+				D(i, hi + 1) = over;
+			if (lo == 1)
+				rowmin = D(i, 0);
+			/* db: the last column of this row's character among those left of the band */
+			for (int j = Max(1, lo - max_distance); j < lo; j++)
+				if (ib[j - 1] == ca)
+					db = j;
+			for (int j = lo; j <= hi; j++)
+			{
+				int			k = da[ib[j - 1]];
+				int			l = db;
+				int			cost = 1;
+				int			v;
+
+				if (ca == ib[j - 1])
+				{
+					cost = 0;
+					db = j;
+				}
+				v = D(i - 1, j - 1) + cost;
+				v = Min(v, D(i, j - 1) + 1);
+				v = Min(v, D(i - 1, j) + 1);
+				/* a transposition: only when it can stay within the bound */
+				if (k > 0 && l > 0 && (i - k - 1) + (j - l - 1) < max_distance &&
+					abs(k - l) <= max_distance)
+					v = Min(v, D(k - 1, l - 1) + (i - k - 1) + 1 + (j - l - 1));
+				if (v > over)
+					v = over;
+				D(i, j) = v;
+				if (v < rowmin)
+					rowmin = v;
+			}
+			da[ca] = i;
+			if (rowmin > max_distance)
+			{
+				result = over;
+				break;
+			}
+		}
+		if (result < 0)
+			result = Min(D(la, lb), over);
 	}
 #undef D
 	if (d != stack_d)
@@ -478,6 +570,10 @@ ecrm_damerau_levenshtein(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("max_distance must not be negative, not %d", max_distance)));
 	}
+	/* equal strings need no decoding (within the limit, which long ones must still hit) */
+	if (VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) && VARSIZE_ANY_EXHDR(a) <= ECRM_MAX_DL_CHARS &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0)
+		PG_RETURN_INT32(0);
 	EcrmDecode(VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a), &ca, ECRM_MAX_DL_CHARS, "first string");
 	EcrmDecode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &cb, ECRM_MAX_DL_CHARS, "second string");
 	r = EcrmDamerauLevenshtein(ca.cp, ca.len, cb.cp, cb.len, max_distance);
