@@ -311,26 +311,34 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		{
 			int			db = 0;
 			int			ca = ia[i - 1];
+			const int  *up = &D(i - 1, 0);
+			int		   *row = &D(i, 0);
+			int			left = row[0];
 
 			if ((i & 255) == 255)
 				CHECK_FOR_INTERRUPTS();
 			for (int j = 1; j <= lb; j++)
 			{
-				int			k = da[ib[j - 1]];
-				int			l = db;
-				int			cost = 1;
+				int			cb = ib[j - 1];
 				int			v;
 
-				if (ca == ib[j - 1])
+				if (ca == cb)
 				{
-					cost = 0;
+					/* a match: nothing beats the diagonal */
+					v = up[j - 1];
 					db = j;
 				}
-				v = D(i - 1, j - 1) + cost;
-				v = Min(v, D(i, j - 1) + 1);
-				v = Min(v, D(i - 1, j) + 1);
-				v = Min(v, D(k - 1, l - 1) + (i - k - 1) + 1 + (j - l - 1));
-				D(i, j) = v;
+				else
+				{
+					int			k = da[cb];
+
+					v = Min(up[j - 1], left);
+					v = Min(v, up[j]) + 1;
+					/* a transposition needs both characters seen before */
+					if (k > 0 && db > 0)
+						v = Min(v, D(k - 1, db - 1) + (i - k - 1) + 1 + (j - db - 1));
+				}
+				row[j] = left = v;
 			}
 			da[ca] = i;
 		}
