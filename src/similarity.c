@@ -176,6 +176,99 @@ WithinOneEdit(const pg_wchar *a, int la, const pg_wchar *b, int lb)
 #define DL_STACK_SIDE 66
 
 /*
+ * The bounded distance, min(distance, max_distance + 1), on the diagonal
+ * band |i - j| <= max_distance only (see EcrmDamerauLevenshtein).  A
+ * transposition that fits the bound reaches back fewer than max_distance
+ * rows and columns, so the last row holding a character is found by a short
+ * scan back instead of a table over the alphabet.  Row 0 and column 0 are
+ * read only within the band.
+ */
+static int
+BandedDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int max_distance)
+{
+	int			stack_d[DL_STACK_SIDE * DL_STACK_SIDE];
+	int			cols = lb + 1;
+	int			over = max_distance + 1;	/* stands for every value beyond the bound */
+	int		   *d;
+	int			result = -1;
+
+#define B(i, j) d[(i) * cols + (j)]
+
+	if ((la + 1) * (lb + 1) <= (int) lengthof(stack_d))
+		d = stack_d;
+	else
+		d = palloc(mul_size(mul_size(la + 1, lb + 1), sizeof(int)));
+	for (int j = 0; j <= Min(lb, over); j++)
+		B(0, j) = j;
+	for (int i = 1; i <= Min(la, over); i++)
+		B(i, 0) = i;
+
+	for (int i = 1; i <= la; i++)
+	{
+		pg_wchar	ca = a[i - 1];
+		int			lo = Max(1, i - max_distance);
+		int			hi = Min(lb, i + max_distance);
+		int			rowmin = (lo == 1) ? B(i, 0) : over;
+		int			db = 0;
+
+		if ((i & 255) == 255)
+			CHECK_FOR_INTERRUPTS();
+		/* the cells just outside the band, read by this row and the next */
+		if (lo > 1)
+			B(i, lo - 1) = over;
+		if (hi < lb)
+			B(i, hi + 1) = over;
+		/* the last column of this row's character left of the band that a transposition could use */
+		for (int j = Max(1, lo - max_distance); j < lo; j++)
+			if (b[j - 1] == ca)
+				db = j;
+		for (int j = lo; j <= hi; j++)
+		{
+			int			v;
+
+			if (ca == b[j - 1])
+			{
+				/* a match: nothing beats the diagonal */
+				v = B(i - 1, j - 1);
+				db = j;
+			}
+			else
+			{
+				v = Min(B(i - 1, j - 1), B(i, j - 1));
+				v = Min(v, B(i - 1, j)) + 1;
+				if (db > 0 && (j - db - 1) < max_distance)
+				{
+					int			k = i - 1;
+					int			kmin = Max(1, i - max_distance);
+
+					while (k >= kmin && a[k - 1] != b[j - 1])
+						k--;
+					if (k >= kmin && (i - k - 1) + (j - db - 1) < max_distance &&
+						abs(k - db) <= max_distance)
+						v = Min(v, B(k - 1, db - 1) + (i - k - 1) + 1 + (j - db - 1));
+				}
+				if (v > over)
+					v = over;
+			}
+			B(i, j) = v;
+			if (v < rowmin)
+				rowmin = v;
+		}
+		if (rowmin > max_distance)
+		{
+			result = over;
+			break;
+		}
+	}
+	if (result < 0)
+		result = Min(B(la, lb), over);
+#undef B
+	if (d != stack_d)
+		pfree(d);
+	return result;
+}
+
+/*
  * Unrestricted Damerau-Levenshtein distance (insertions, deletions,
  * substitutions and transpositions of adjacent characters, which may be
  * edited again), by Lowrance and Wagner's algorithm.  With max_distance >= 0
@@ -185,15 +278,18 @@ WithinOneEdit(const pg_wchar *a, int la, const pg_wchar *b, int lb)
  * with a plain implementation on random pairs):
  * - a common prefix and suffix are dropped first: an optimal edit sequence
  *   never needs to touch them;
- * - with a bound, only the diagonal band |i - j| <= bound is computed
- *   (a cell outside it is at least |i - j|, so more than the bound), a
- *   transposition is only tried when its own cost is within the bound, and
- *   the rows stop as soon as a whole row exceeds the bound: the minimum of a
- *   row never decreases (it grows by at most one per row, and a
- *   transposition reaching back k rows costs at least k), so the result must
- *   exceed it too;
- * - short strings map characters to the "last row seen" table directly
- *   (ASCII) or by a scan of the few others, and keep the matrix on the stack.
+ * - a bound of one edit is one pass (WithinOneEdit);
+ * - with a larger bound, only the diagonal band |i - j| <= bound is
+ *   computed (a cell outside it is at least |i - j|, so more than the
+ *   bound), a transposition is only tried when its own cost is within the
+ *   bound, and the rows stop as soon as a whole row exceeds the bound: the
+ *   minimum of a row never decreases (it grows by at most one per row, and
+ *   a transposition reaching back k rows costs at least k), so the result
+ *   must exceed it too (BandedDamerauLevenshtein);
+ * - without a bound, a matching character takes the diagonal, a
+ *   transposition is looked at only when both characters were seen before,
+ *   and short strings map characters to the "last row seen" table directly
+ *   (ASCII) or by a scan of the few others, with the matrix on the stack.
  */
 int
 EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int max_distance)
@@ -211,12 +307,11 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 	int		   *ib;
 	int		   *da = stack_da;
 	bool		small;
-	bool		bounded = (max_distance >= 0);
 	int			result;
 
 #define D(i, j) d[((i) + 1) * cols + (j) + 1]
 
-	if (bounded && abs(la - lb) > max_distance)
+	if (max_distance >= 0 && abs(la - lb) > max_distance)
 		return max_distance + 1;
 	while (la > 0 && lb > 0 && a[0] == b[0])
 	{
@@ -235,8 +330,9 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		return Max(la, lb);
 	if (max_distance == 0 || max_distance == 1)
 		return Min(WithinOneEdit(a, la, b, lb), max_distance + 1);
-	if (bounded && max_distance >= la + lb)
-		bounded = false;		/* the bound cannot cut anything */
+	if (max_distance >= 0 && max_distance < Max(la, lb))
+		return BandedDamerauLevenshtein(a, la, b, lb, max_distance);
+	/* unbounded, or a bound the distance cannot exceed */
 
 	cols = lb + 2;
 	inf = la + lb + 1;
@@ -304,106 +400,42 @@ EcrmDamerauLevenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb, int
 		D(-1, j) = inf;
 		D(0, j) = j;
 	}
-	result = -1;
-	if (!bounded)
+	for (int i = 1; i <= la; i++)
 	{
-		for (int i = 1; i <= la; i++)
+		int			db = 0;
+		int			ca = ia[i - 1];
+		const int  *up = &D(i - 1, 0);
+		int		   *row = &D(i, 0);
+		int			left = row[0];
+
+		if ((i & 255) == 255)
+			CHECK_FOR_INTERRUPTS();
+		for (int j = 1; j <= lb; j++)
 		{
-			int			db = 0;
-			int			ca = ia[i - 1];
-			const int  *up = &D(i - 1, 0);
-			int		   *row = &D(i, 0);
-			int			left = row[0];
+			int			cb = ib[j - 1];
+			int			v;
 
-			if ((i & 255) == 255)
-				CHECK_FOR_INTERRUPTS();
-			for (int j = 1; j <= lb; j++)
+			if (ca == cb)
 			{
-				int			cb = ib[j - 1];
-				int			v;
-
-				if (ca == cb)
-				{
-					/* a match: nothing beats the diagonal */
-					v = up[j - 1];
-					db = j;
-				}
-				else
-				{
-					int			k = da[cb];
-
-					v = Min(up[j - 1], left);
-					v = Min(v, up[j]) + 1;
-					/* a transposition needs both characters seen before */
-					if (k > 0 && db > 0)
-						v = Min(v, D(k - 1, db - 1) + (i - k - 1) + 1 + (j - db - 1));
-				}
-				row[j] = left = v;
+				/* a match: nothing beats the diagonal */
+				v = up[j - 1];
+				db = j;
 			}
-			da[ca] = i;
+			else
+			{
+				int			k = da[cb];
+
+				v = Min(up[j - 1], left);
+				v = Min(v, up[j]) + 1;
+				/* a transposition needs both characters seen before */
+				if (k > 0 && db > 0)
+					v = Min(v, D(k - 1, db - 1) + (i - k - 1) + 1 + (j - db - 1));
+			}
+			row[j] = left = v;
 		}
-		result = D(la, lb);
+		da[ca] = i;
 	}
-	else
-	{
-		int			over = max_distance + 1;	/* stands for every value beyond the bound */
-
-		for (int i = 1; i <= la; i++)
-		{
-			int			db = 0;
-			int			ca = ia[i - 1];
-			int			lo = Max(1, i - max_distance);
-			int			hi = Min(lb, i + max_distance);
-			int			rowmin = over;
-
-			if ((i & 255) == 255)
-				CHECK_FOR_INTERRUPTS();
-			/* the cells just outside the band, read by this row and the next */
-			if (lo > 1)
-				D(i, lo - 1) = over;
-			if (hi < lb)
-				D(i, hi + 1) = over;
-			if (lo == 1)
-				rowmin = D(i, 0);
-			/* db: the last column of this row's character among those left of the band */
-			for (int j = Max(1, lo - max_distance); j < lo; j++)
-				if (ib[j - 1] == ca)
-					db = j;
-			for (int j = lo; j <= hi; j++)
-			{
-				int			k = da[ib[j - 1]];
-				int			l = db;
-				int			cost = 1;
-				int			v;
-
-				if (ca == ib[j - 1])
-				{
-					cost = 0;
-					db = j;
-				}
-				v = D(i - 1, j - 1) + cost;
-				v = Min(v, D(i, j - 1) + 1);
-				v = Min(v, D(i - 1, j) + 1);
-				/* a transposition: only when it can stay within the bound */
-				if (k > 0 && l > 0 && (i - k - 1) + (j - l - 1) < max_distance &&
-					abs(k - l) <= max_distance)
-					v = Min(v, D(k - 1, l - 1) + (i - k - 1) + 1 + (j - l - 1));
-				if (v > over)
-					v = over;
-				D(i, j) = v;
-				if (v < rowmin)
-					rowmin = v;
-			}
-			da[ca] = i;
-			if (rowmin > max_distance)
-			{
-				result = over;
-				break;
-			}
-		}
-		if (result < 0)
-			result = Min(D(la, lb), over);
-	}
+	result = D(la, lb);
 #undef D
 	if (d != stack_d)
 		pfree(d);
