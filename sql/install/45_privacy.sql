@@ -657,7 +657,8 @@ SELECT s.strategy, s.applies_to, s.options, s.needs_key, s.description
     ('pseudonym_name', 'text', '{"part": "full|first|last"}', true, 'ecrm.pseudonym_name'),
     ('identity', 'text', '{"kind_column": "kind"}', true, 'ecrm.mask_identity: pseudonym by the kind in another column of the row'),
     ('redact_text', 'text', NULL, false, 'ecrm.redact_text: emails, phones, cards, IBANs and IPs in free text replaced'),
-    ('jsonb_keep', 'jsonb, json', '{"keys": ["a", "b"]}', false, 'ecrm.mask_jsonb: only the listed keys'),
+    ('vocabulary', 'text', '{"values": ["a", "b"] | "enum:t" | "column:tab.col" | "pattern:re"}', false, 'Shown when the value is in the vocabulary (a list, an enum''s labels, a column of a configuration table, a pattern), *** otherwise: for categories kept in free-text columns'),
+    ('jsonb_keep', 'jsonb, json', '{"keys": ["a", "b"], "values": {"a": ["x", "y"], "b": "enum:t|column:tab.col|pattern:re"}}', false, 'ecrm.mask_jsonb: only the listed keys, each value checked against its vocabulary, or by PII detection when it has none ("***" when it fails)'),
     ('identities', 'jsonb', NULL, false, 'ecrm.mask_identities (the identities column of customer_360)'),
     ('function', 'any', '{"function": "myschema.my_mask"}', false, 'A function of yours taking the column''s type')
   ) s(strategy, applies_to, options, needs_key, description);
@@ -797,6 +798,102 @@ END
 $$;
 
 /*
+ * Values under the kept keys of a jsonb_keep policy.  Keeping a key is not enough: the same key
+ * carries a lifecycle stage in one row and an email address in another ("from" of a lifecycle
+ * change and of an email received), and whoever writes a payload chooses both.  So every kept
+ * value is checked, and shown only when it passes:
+ *   - a key with a vocabulary (option "values": {"key": vocabulary}) keeps a string only when it
+ *     is in that vocabulary: a JSON array of strings, "enum:<type>" (the labels of an enum),
+ *     "column:<table>.<column>" (a value of a configuration table, read when the twin is read;
+ *     never a customer table) or "pattern:<regex>" (a code such as a currency);
+ *   - a key without one keeps strings and numbers (of at most 1,000 characters) in which PII
+ *     detection (ecrm.pii_kind, ecrm.pii_find) finds no email, phone, card, IBAN, IP, date or
+ *     common name;
+ *   - booleans and nulls are kept, objects and arrays never (their insides are unchecked).
+ * Anything else becomes "***", so the key stays visible and its value does not.  The residual
+ * risk (a rare name under a key without vocabulary) is why every builtin kept key that can carry
+ * text has a vocabulary.
+ */
+-- The SQL condition that a text expression val is in a vocabulary (see ecrm._jsonb_keep_expr);
+-- what names the vocabulary's owner in errors.
+CREATE FUNCTION ecrm._vocabulary_cond(what text, vocab jsonb, val text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    spec text;
+    rel  regclass;
+    att  name;
+    typ  regtype;
+BEGIN
+    IF jsonb_typeof(vocab) = 'array' THEN
+        IF EXISTS (SELECT FROM jsonb_array_elements(vocab) x WHERE jsonb_typeof(x) <> 'string') THEN
+            RAISE EXCEPTION 'vocabulary of % must be an array of strings', what USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN format('(%s) = ANY (%L::text[])', val, ARRAY(SELECT jsonb_array_elements_text(vocab)));
+    ELSIF jsonb_typeof(vocab) IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'vocabulary of % must be an array of strings or a string', what
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give ["a", "b"], "enum:<type>", "column:<table>.<column>" or "pattern:<regex>".';
+    END IF;
+    spec := vocab #>> '{}';
+    IF spec LIKE 'enum:%' THEN
+        typ := to_regtype(substr(spec, 6));
+        IF typ IS NULL OR (SELECT t.typtype <> 'e' FROM pg_type t WHERE t.oid = typ) THEN
+            RAISE EXCEPTION 'vocabulary of %: % is not an enum type', what, left(substr(spec, 6), 100)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN format('(%s) = ANY (enum_range(NULL::%s)::text[])', val, typ);
+    ELSIF spec LIKE 'column:%' THEN
+        rel := to_regclass(substring(spec FROM '^column:(.*)\.[^.]+$'));
+        att := substring(spec FROM '\.([^.]+)$');
+        IF rel IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = att AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'vocabulary of %: % is not a column of a table or view', what, left(substr(spec, 8), 100)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF ecrm._is_customer_table(rel) THEN
+            RAISE EXCEPTION 'vocabulary of %: % holds customer data', what, rel
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'A vocabulary must come from configuration, or every value a customer gave would pass.';
+        END IF;
+        RETURN format('EXISTS (SELECT FROM %s t WHERE t.%I::text = (%s))', rel, att, val);
+    ELSIF spec LIKE 'pattern:%' THEN
+        BEGIN
+            PERFORM '' ~ substr(spec, 9);
+        EXCEPTION WHEN invalid_regular_expression THEN
+            RAISE EXCEPTION 'vocabulary of %: invalid regular expression', what USING ERRCODE = 'invalid_parameter_value';
+        END;
+        RETURN format('length(%s) <= 200 AND (%s) ~ %L', val, val, substr(spec, 9));
+    END IF;
+    RAISE EXCEPTION 'vocabulary of % must be an array or start with enum:, column: or pattern:', what
+        USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+
+CREATE FUNCTION ecrm._jsonb_keep_expr(kept text, vocab jsonb) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    k      record;
+    cases  text := '';
+BEGIN
+    vocab := coalesce(vocab, '{}');
+    IF jsonb_typeof(vocab) <> 'object' THEN
+        RAISE EXCEPTION 'option "values" of masking strategy jsonb_keep must be a JSON object, not %', jsonb_typeof(vocab)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'It maps a kept key to its vocabulary.';
+    END IF;
+    FOR k IN SELECT e.key, e.value FROM jsonb_each(vocab) e ORDER BY e.key LOOP
+        cases := cases || format(E'\n        WHEN e.key = %L THEN CASE WHEN jsonb_typeof(e.value) = ''string'' AND %s THEN e.value ELSE ''"***"'' END',
+                                 k.key, ecrm._vocabulary_cond(format('key "%s"', left(k.key, 40)), k.value, 'e.value #>> ''{}'''));
+    END LOOP;
+    RETURN format(E'(SELECT CASE WHEN m.doc IS NULL THEN NULL ELSE coalesce((SELECT jsonb_object_agg(e.key, CASE'
+                  || E'\n        WHEN jsonb_typeof(e.value) IN (''boolean'', ''null'') THEN e.value%s'
+                  || E'\n        WHEN jsonb_typeof(e.value) IN (''string'', ''number'') AND length(e.value #>> ''{}'') <= 1000'
+                  || E'\n             AND ecrm.pii_kind(e.value #>> ''{}'') IS NULL AND ecrm.pii_find(e.value #>> ''{}'') = ''{}'' THEN e.value'
+                  || E'\n        ELSE ''"***"'' END) FROM jsonb_each(m.doc) e), ''{}'') END'
+                  || E'\n   FROM (SELECT %s AS doc) m)', cases, kept);
+END
+$$;
+
+/*
  * The SQL expression that masks one column: strategy and options applied to col (an
  * expression of type typ), in a relation aliased alias (for options naming another column
  * of the row), with ctx the expression of the pseudonym context.  Validates everything, so
@@ -812,7 +909,7 @@ DECLARE
     known text[] := ARRAY['default', 'raw', 'null', 'redact', 'partial', 'keep', 'email', 'phone', 'name', 'address',
                           'postal_code', 'card', 'iban', 'national_id', 'ip', 'date', 'range', 'noise', 'pseudonym',
                           'pseudonym_email', 'pseudonym_phone', 'pseudonym_name', 'identity', 'redact_text',
-                          'jsonb_keep', 'identities', 'function'];
+                          'jsonb_keep', 'identities', 'function', 'vocabulary'];
     txt   text := CASE WHEN typ = 'text'::regtype THEN col ELSE col || '::text' END;
     back  text := CASE WHEN typ = 'text'::regtype THEN '' ELSE '::' || format_type(typ, nullif(typmod, -1)) END;
     opt   text;
@@ -903,6 +1000,13 @@ BEGIN
             RAISE EXCEPTION 'kind column "%" of masking strategy identity is not a column of %', other, rel USING ERRCODE = 'undefined_column';
         END IF;
         RETURN format('ecrm.mask_identity(%s.%I::text, %s, %s)%s', alias, other, txt, ctx, back);
+    ELSIF strategy = 'vocabulary' AND cls = 'text' THEN
+        IF options -> 'values' IS NULL THEN
+            RAISE EXCEPTION 'masking strategy vocabulary needs option "values"' USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Give ["a", "b"], "enum:<type>", "column:<table>.<column>" or "pattern:<regex>".';
+        END IF;
+        RETURN format('CASE WHEN %s IS NULL THEN NULL WHEN %s THEN %s ELSE ''***''%s END', col,
+                      ecrm._vocabulary_cond('masking strategy vocabulary', options -> 'values', txt), col, back);
     ELSIF strategy = 'redact_text' AND cls = 'text' THEN
         RETURN format('ecrm.redact_text(left(%s, 1000000))%s', txt, back);
     ELSIF strategy = 'jsonb_keep' AND cls IN ('jsonb', 'json') THEN
@@ -910,8 +1014,10 @@ BEGIN
            OR EXISTS (SELECT FROM jsonb_array_elements(options -> 'keys') k WHERE jsonb_typeof(k) <> 'string') THEN
             RAISE EXCEPTION 'masking strategy jsonb_keep needs option "keys", an array of strings' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN format('ecrm.mask_jsonb(%s::jsonb, %L::text[])%s', col,
-                      ARRAY(SELECT jsonb_array_elements_text(options -> 'keys')), CASE WHEN cls = 'json' THEN '::json' ELSE '' END);
+        RETURN format('%s%s', ecrm._jsonb_keep_expr(format('ecrm.mask_jsonb(%s::jsonb, %L::text[])', col,
+                                                            ARRAY(SELECT jsonb_array_elements_text(options -> 'keys'))),
+                                                     options -> 'values'),
+                      CASE WHEN cls = 'json' THEN '::json' ELSE '' END);
     ELSIF strategy = 'identities' AND cls = 'jsonb' THEN
         RETURN format('ecrm.mask_identities(%s)', col);
     ELSIF strategy = 'function' THEN
@@ -940,8 +1046,13 @@ CREATE FUNCTION ecrm._personal_name(attname name) RETURNS boolean
 /*
  * Whether a source column holds personal data: its policy says so (anything but raw), it is
  * a registered PII column, its name announces it, it is a whole-row reference to a table with
- * personal columns, or it is a text or JSON column of a customer-keyed table that was never
- * registered (we cannot know what such a table holds, so we assume the worst).
+ * personal columns, or it is a text, JSON or array column of a customer-keyed table, registered
+ * or not.  The last rule is the safe default: a free-text column of a customer's row (a consent's
+ * source, a merge's reason, a payload) can hold anything the person or an agent typed, so it is
+ * personal until a policy says "raw" (a column whose values come from a fixed vocabulary:
+ * a CHECK list or code pattern, a foreign key to a configuration table) or "vocabulary".
+ * Strings, JSON, other user types and arrays of them count; enums, numbers, booleans and times
+ * do not (an enum is a vocabulary by its type).
  */
 CREATE FUNCTION ecrm._is_personal(rel regclass, attname name) RETURNS boolean
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
@@ -966,11 +1077,14 @@ BEGIN
     IF ecrm._personal_name(attname) THEN
         RETURN true;
     END IF;
-    RETURN NOT EXISTS (SELECT FROM ecrm.customer_table t WHERE t.relid = rel)
-       AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = 'customer_id' AND NOT a.attisdropped)
+    RETURN ecrm._is_customer_table(rel)
        AND attname <> 'customer_id'
-       AND ecrm._type_class((SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = _is_personal.attname))
-           IN ('text', 'jsonb', 'json', 'other');
+       AND coalesce((SELECT t.typcategory IN ('S', 'U') OR (t.typcategory = 'A' AND e.typcategory IN ('S', 'U'))
+              FROM pg_attribute a
+              JOIN pg_type t ON t.oid = CASE WHEN (SELECT d.typtype FROM pg_type d WHERE d.oid = a.atttypid) = 'd'
+                                             THEN (SELECT d.typbasetype FROM pg_type d WHERE d.oid = a.atttypid) ELSE a.atttypid END
+              LEFT JOIN pg_type e ON e.oid = t.typelem
+             WHERE a.attrelid = rel AND a.attname = _is_personal.attname AND NOT a.attisdropped), false);
 END
 $$;
 
@@ -1499,10 +1613,31 @@ INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, built
     ('ecrm.customer_profile', 'postal_code', 'postal_code', '{}', NULL, true, true),
     ('ecrm.customer_profile', 'city', 'raw', '{}', 'a city is coarse enough for analytics; make it null where towns are small', true, true),
     ('ecrm.customer_profile', 'region', 'raw', '{}', NULL, true, true),
-    ('ecrm.customer_profile', 'attributes', 'jsonb_keep', '{"keys": ["company_size", "industry", "plan"]}', 'an allow-list: other attributes stay hidden', true, true),
+    ('ecrm.customer_profile', 'attributes', 'jsonb_keep',
+     '{"keys": ["company_size", "industry", "plan"], "values": {"company_size": "pattern:^[0-9]{1,7}(-[0-9]{1,7}|\\+)?$", "industry": "pattern:^[a-z0-9][a-z0-9 &/-]{0,39}$", "plan": "pattern:^[a-z0-9][a-z0-9 &/-]{0,39}$"}}',
+     'an allow-list: other attributes stay hidden; values must look like a category (lower case) or a size band', true, true),
     ('ecrm.identity', 'value', 'identity', '{"kind_column": "kind"}', 'pseudonyms keep identities unique in a masked copy', true, true),
     ('ecrm.identity', 'raw_value', 'null', '{}', NULL, true, true),
-    ('ecrm.ticket', 'subject', 'redact_text', '{}', 'emails, phones, cards, IBANs and IPs removed; names in prose are not', true, true);
+    ('ecrm.ticket', 'subject', 'redact_text', '{}', 'emails, phones, cards, IBANs and IPs removed; names in prose are not', true, true),
+    -- Text columns of customer tables are personal unless a policy says otherwise (ecrm._is_personal):
+    -- raw where a constraint fixes the vocabulary, a vocabulary where people type categories.
+    ('ecrm.customer_profile', 'country', 'raw', '{}', 'CHECK: an ISO 3166-1 code', true, true),
+    ('ecrm.customer_profile', 'language', 'raw', '{}', 'CHECK: a BCP 47 tag', true, true),
+    ('ecrm.customer_profile', 'owner', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]{0,39}$"}', 'a user name or team (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.customer_profile', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a category such as web or store (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.identity', 'namespace', 'raw', '{}', 'the system an identifier comes from (configuration)', true, true),
+    ('ecrm.interaction', 'kind', 'raw', '{}', 'CHECK: an event name (lower case token)', true, true),
+    ('ecrm.orders', 'status', 'raw', '{}', 'CHECK: a fixed list', true, true),
+    ('ecrm.orders', 'currency', 'raw', '{}', 'CHECK: an ISO 4217 code', true, true),
+    ('ecrm.ticket', 'category', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a category (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'team', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a team (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'assignee', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]{0,39}$"}', 'a user name (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'language', 'vocabulary', '{"values": "pattern:^[a-z]{2,3}(-[A-Z]{2})?$"}', 'a language code', true, true),
+    ('ecrm.ticket_event', 'kind', 'raw', '{}', 'CHECK: a fixed list', true, true),
+    ('ecrm.consent_event', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)', true, true),
+    ('ecrm.consent_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'where consent was given (signup form, preference centre); free text with anything else, such as a caller''s name or address, is ***', true, true),
+    ('ecrm.consent_state', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)', true, true),
+    ('ecrm.lifecycle_change', 'changed_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role; *** once the role is gone or when it is not one', true, true);
 
 ------------------------------------------------------------------------------
 -- GDPR: right of access and portability, right to erasure
