@@ -864,10 +864,33 @@ PushStringPair(JsonbParseState **state, const char *key, const char *val, int le
 }
 
 /*
+ * Whether a string is a lower-case token (a letter, then up to 39 letters,
+ * digits, '_', '.' or '-'): an identity kind or namespace such as "shopify".
+ * Anything else in those fields is free text someone typed, and is masked.
+ */
+static bool
+IsToken(const JsonbValue *v)
+{
+	if (v == NULL || v->val.string.len < 1 || v->val.string.len > 40)
+		return false;
+	if (v->val.string.val[0] < 'a' || v->val.string.val[0] > 'z')
+		return false;
+	for (int i = 1; i < v->val.string.len; i++)
+	{
+		char		c = v->val.string.val[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
  * A JSON array of identities ({kind, namespace, value}, as in the view
  * customer_360) with emails and phones masked and every other identifier
- * replaced by "***"; elements that are not objects are left out.  NULL for
- * anything but an array.
+ * replaced by "***"; a kind or namespace that is not a lower-case token is
+ * "***" too (namespace is free text); elements that are not objects are left
+ * out.  NULL for anything but an array.
  */
 PG_FUNCTION_INFO_V1(ecrm_mask_identities);
 Datum
@@ -906,8 +929,14 @@ ecrm_mask_identities(PG_FUNCTION_ARGS)
 		else if (val != NULL)
 			masked = MaskInvalid();
 		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-		PushStringPair(&state, "kind", kind ? kind->val.string.val : NULL, kind ? kind->val.string.len : 0);
-		PushStringPair(&state, "namespace", ns ? ns->val.string.val : NULL, ns ? ns->val.string.len : 0);
+		if (kind != NULL && !IsToken(kind))
+			PushStringPair(&state, "kind", "***", 3);
+		else
+			PushStringPair(&state, "kind", kind ? kind->val.string.val : NULL, kind ? kind->val.string.len : 0);
+		if (ns != NULL && ns->val.string.len > 0 && !IsToken(ns))
+			PushStringPair(&state, "namespace", "***", 3);
+		else
+			PushStringPair(&state, "namespace", ns ? ns->val.string.val : NULL, ns ? ns->val.string.len : 0);
 		PushStringPair(&state, "value", masked ? VARDATA_ANY(masked) : NULL, masked ? VARSIZE_ANY_EXHDR(masked) : 0);
 		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}

@@ -657,7 +657,7 @@ SELECT s.strategy, s.applies_to, s.options, s.needs_key, s.description
     ('pseudonym_name', 'text', '{"part": "full|first|last"}', true, 'ecrm.pseudonym_name'),
     ('identity', 'text', '{"kind_column": "kind"}', true, 'ecrm.mask_identity: pseudonym by the kind in another column of the row'),
     ('redact_text', 'text', NULL, false, 'ecrm.redact_text: emails, phones, cards, IBANs and IPs in free text replaced'),
-    ('vocabulary', 'text', '{"values": ["a", "b"] | "enum:t" | "column:tab.col" | "pattern:re"}', false, 'Shown when the value is in the vocabulary (a list, an enum''s labels, a column of a configuration table, a pattern), *** otherwise: for categories kept in free-text columns'),
+    ('vocabulary', 'text', '{"values": ["a", "b"] | "enum:t" | "column:tab.col" | "common:5:tab.col" | "pattern:re"}', false, 'Shown when the value is in the vocabulary (a list, an enum''s labels, a column of a configuration table, a value at least k rows share, a pattern), *** otherwise: for categories kept in free-text columns'),
     ('jsonb_keep', 'jsonb, json', '{"keys": ["a", "b"], "values": {"a": ["x", "y"], "b": "enum:t|column:tab.col|pattern:re"}}', false, 'ecrm.mask_jsonb: only the listed keys, each value checked against its vocabulary, or by PII detection when it has none ("***" when it fails)'),
     ('identities', 'jsonb', NULL, false, 'ecrm.mask_identities (the identities column of customer_360)'),
     ('function', 'any', '{"function": "myschema.my_mask"}', false, 'A function of yours taking the column''s type')
@@ -820,6 +820,7 @@ CREATE FUNCTION ecrm._vocabulary_cond(what text, vocab jsonb, val text) RETURNS 
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
+    k    integer;
     spec text;
     rel  regclass;
     att  name;
@@ -855,6 +856,22 @@ BEGIN
                       DETAIL = 'A vocabulary must come from configuration, or every value a customer gave would pass.';
         END IF;
         RETURN format('EXISTS (SELECT FROM %s t WHERE t.%I::text = (%s))', rel, att, val);
+    ELSIF spec LIKE 'common:%' THEN
+        -- common:<k>:<table>.<column>: a value at least k rows of that column hold (a city where at
+        -- least k customers live): no value of a single person, whatever it is.  One hashed
+        -- aggregate per query that reads the twin.
+        k := substring(spec FROM '^common:([0-9]{1,6}):')::integer;
+        rel := to_regclass(substring(spec FROM '^common:[0-9]+:(.*)\.[^.]+$'));
+        att := substring(spec FROM '\.([^.]+)$');
+        IF k IS NULL OR k < 2 THEN
+            RAISE EXCEPTION 'vocabulary of %: common needs a threshold of at least 2 (common:<k>:<table>.<column>)', what
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF rel IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = att AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'vocabulary of %: % is not a column of a table or view', what, left(substring(spec FROM '^common:[0-9]+:(.*)$'), 100)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        RETURN format('(%s) IN (SELECT t.%I::text FROM %s t WHERE t.%I IS NOT NULL GROUP BY 1 HAVING count(*) >= %s)', val, att, rel, att, k);
     ELSIF spec LIKE 'pattern:%' THEN
         BEGIN
             PERFORM '' ~ substr(spec, 9);
@@ -863,7 +880,7 @@ BEGIN
         END;
         RETURN format('length(%s) <= 200 AND (%s) ~ %L', val, val, substr(spec, 9));
     END IF;
-    RAISE EXCEPTION 'vocabulary of % must be an array or start with enum:, column: or pattern:', what
+    RAISE EXCEPTION 'vocabulary of % must be an array or start with enum:, column:, common: or pattern:', what
         USING ERRCODE = 'invalid_parameter_value';
 END
 $$;
@@ -1609,23 +1626,23 @@ INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, built
     ('ecrm.customer_profile', 'email', 'email', '{"keep": "provider"}', 'the mail provider class stays visible', true, true),
     ('ecrm.customer_profile', 'phone', 'phone', '{"keep_last": 2}', NULL, true, true),
     ('ecrm.customer_profile', 'birth_date', 'date', '{"unit": "year"}', 'age stays usable, the birthday does not', true, true),
-    ('ecrm.customer_profile', 'street', 'address', '{}', NULL, true, true),
+    ('ecrm.customer_profile', 'street', 'null', '{}', 'a street name narrows a person down to a few houses (and can be anything typed); city, region and postal area remain', true, true),
     ('ecrm.customer_profile', 'postal_code', 'postal_code', '{}', NULL, true, true),
-    ('ecrm.customer_profile', 'city', 'raw', '{}', 'a city is coarse enough for analytics; make it null where towns are small', true, true),
-    ('ecrm.customer_profile', 'region', 'raw', '{}', NULL, true, true),
+    ('ecrm.customer_profile', 'city', 'vocabulary', '{"values": "common:5:ecrm.customer_profile.city"}', 'a city at least 5 profiles share (a small town, or anything typed there, is ***)', true, true),
+    ('ecrm.customer_profile', 'region', 'vocabulary', '{"values": "common:5:ecrm.customer_profile.region"}', 'a region at least 5 profiles share', true, true),
     ('ecrm.customer_profile', 'attributes', 'jsonb_keep',
      '{"keys": ["company_size", "industry", "plan"], "values": {"company_size": "pattern:^[0-9]{1,7}(-[0-9]{1,7}|\\+)?$", "industry": "pattern:^[a-z0-9][a-z0-9 &/-]{0,39}$", "plan": "pattern:^[a-z0-9][a-z0-9 &/-]{0,39}$"}}',
      'an allow-list: other attributes stay hidden; values must look like a category (lower case) or a size band', true, true),
     ('ecrm.identity', 'value', 'identity', '{"kind_column": "kind"}', 'pseudonyms keep identities unique in a masked copy', true, true),
     ('ecrm.identity', 'raw_value', 'null', '{}', NULL, true, true),
-    ('ecrm.ticket', 'subject', 'redact_text', '{}', 'emails, phones, cards, IBANs and IPs removed; names in prose are not', true, true),
+    ('ecrm.ticket', 'subject', 'redact', '{}', 'free text: redact_text would leave names in prose', true, true),
     -- Text columns of customer tables are personal unless a policy says otherwise (ecrm._is_personal):
     -- raw where a constraint fixes the vocabulary, a vocabulary where people type categories.
     ('ecrm.customer_profile', 'country', 'raw', '{}', 'CHECK: an ISO 3166-1 code', true, true),
     ('ecrm.customer_profile', 'language', 'raw', '{}', 'CHECK: a BCP 47 tag', true, true),
     ('ecrm.customer_profile', 'owner', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]{0,39}$"}', 'a user name or team (lower case, no digits); anything else is ***', true, true),
     ('ecrm.customer_profile', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a category such as web or store (lower case, no digits); anything else is ***', true, true),
-    ('ecrm.identity', 'namespace', 'raw', '{}', 'the system an identifier comes from (configuration)', true, true),
+    ('ecrm.identity', 'namespace', 'vocabulary', '{"values": "pattern:^[a-z][a-z0-9_.-]{0,39}$"}', 'the system an identifier comes from (a lower-case token, as ecrm.mask_identities keeps it)', true, true),
     ('ecrm.interaction', 'kind', 'raw', '{}', 'CHECK: an event name (lower case token)', true, true),
     ('ecrm.orders', 'status', 'raw', '{}', 'CHECK: a fixed list', true, true),
     ('ecrm.orders', 'currency', 'raw', '{}', 'CHECK: an ISO 4217 code', true, true),
