@@ -1642,7 +1642,7 @@ INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, built
     ('ecrm.customer_profile', 'language', 'raw', '{}', 'CHECK: a BCP 47 tag', true, true),
     ('ecrm.customer_profile', 'owner', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]{0,39}$"}', 'a user name or team (lower case, no digits); anything else is ***', true, true),
     ('ecrm.customer_profile', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a category such as web or store (lower case, no digits); anything else is ***', true, true),
-    ('ecrm.identity', 'namespace', 'vocabulary', '{"values": "pattern:^[a-z][a-z0-9_.-]{0,39}$"}', 'the system an identifier comes from (a lower-case token, as ecrm.mask_identities keeps it)', true, true),
+    ('ecrm.identity', 'namespace', 'vocabulary', '{"values": "pattern:^([a-z][a-z0-9_.-]{0,39})?$"}', 'the system an identifier comes from (a lower-case token, as ecrm.mask_identities keeps it)', true, true),
     ('ecrm.interaction', 'kind', 'raw', '{}', 'CHECK: an event name (lower case token)', true, true),
     ('ecrm.orders', 'status', 'raw', '{}', 'CHECK: a fixed list', true, true),
     ('ecrm.orders', 'currency', 'raw', '{}', 'CHECK: an ISO 4217 code', true, true),
