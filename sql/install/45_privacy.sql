@@ -1559,6 +1559,64 @@ COMMENT ON COLUMN ecrm.masked_columns.decided_by IS 'The policy that decided, or
 COMMENT ON COLUMN ecrm.masked_columns.consent_masked IS 'NULL for customers without consent (consent action mask)';
 
 ------------------------------------------------------------------------------
+-- k-anonymity: masked rows are pseudonymous, not anonymous.  Initials, a masked email, a birth
+-- year and a postal area together still single out most people; this measures by how much.
+------------------------------------------------------------------------------
+CREATE FUNCTION ecrm.k_anonymity(relation regclass, quasi_identifiers text[], k integer DEFAULT 5)
+    RETURNS TABLE (row_count bigint, classes bigint, smallest_class bigint, unique_rows bigint,
+                   rows_below_k bigint, share_below_k numeric)
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    bad  text;
+    cols text;
+BEGIN
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Give the table or view whose rows you are about to share, such as ''ecrm_masked.customers''.';
+    END IF;
+    IF quasi_identifiers IS NULL OR cardinality(quasi_identifiers) = 0 THEN
+        RAISE EXCEPTION 'quasi_identifiers must name at least one column' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Equivalence classes are the rows that agree on every quasi-identifier column.';
+    END IF;
+    IF array_ndims(quasi_identifiers) > 1 OR cardinality(quasi_identifiers) > 32 THEN
+        RAISE EXCEPTION 'quasi_identifiers must be a one-dimensional array of at most 32 column names'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('It has %s dimensions and %s elements.',
+                                                                    array_ndims(quasi_identifiers), cardinality(quasi_identifiers));
+    END IF;
+    IF k IS NULL OR k < 2 THEN
+        RAISE EXCEPTION 'k must be at least 2, not %', coalesce(k::text, 'NULL') USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A class of one row is a unique row; k = 2 already asks that nobody be alone.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = relation AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) THEN
+        RAISE EXCEPTION '% is not a table or view', relation USING ERRCODE = 'wrong_object_type',
+            DETAIL = 'k-anonymity is measured over the rows of a table or view.';
+    END IF;
+    SELECT q INTO bad FROM unnest(quasi_identifiers) q
+     WHERE q IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = q
+                                                                AND a.attnum > 0 AND NOT a.attisdropped)
+     LIMIT 1;
+    IF FOUND THEN
+        IF bad IS NULL THEN
+            RAISE EXCEPTION 'quasi_identifiers must not contain NULL' USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = 'Every element names a column of the relation.';
+        END IF;
+        RAISE EXCEPTION 'column "%" of % does not exist', left(bad, 63), relation USING ERRCODE = 'undefined_column',
+            DETAIL = 'Quasi-identifiers are columns of the relation.';
+    END IF;
+    SELECT string_agg(DISTINCT format('x.%I', q), ', ') INTO cols FROM unnest(quasi_identifiers) q;
+    RETURN QUERY EXECUTE format(
+        'SELECT coalesce(sum(g.n), 0)::bigint, count(*), min(g.n), count(*) FILTER (WHERE g.n = 1),'
+        '       coalesce(sum(g.n) FILTER (WHERE g.n < $1), 0)::bigint,'
+        '       round(coalesce(sum(g.n) FILTER (WHERE g.n < $1), 0) / nullif(sum(g.n), 0), 4)'
+        '  FROM (SELECT count(*) AS n FROM %s x GROUP BY %s) g', relation, cols) USING k;
+END
+$$;
+COMMENT ON FUNCTION ecrm.k_anonymity(regclass, text[], integer) IS
+    'How identifying a relation''s rows are on the given quasi-identifier columns: rows, equivalence classes (rows agreeing on all of them, NULL counting as a value), the smallest class, rows alone in their class, and rows (and their share) in classes smaller than k. Read with the caller''s rights';
+GRANT EXECUTE ON FUNCTION ecrm.k_anonymity(regclass, text[], integer) TO ecrm_agent, ecrm_analyst;
+
+------------------------------------------------------------------------------
 -- Masked roles: ecrm_analyst and every role marked masked (a member of it)
 ------------------------------------------------------------------------------
 CREATE VIEW ecrm.masked_roles AS
