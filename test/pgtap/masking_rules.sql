@@ -2,7 +2,7 @@
 -- a masked twin or a rule that says why not; the vocabularies of masking policies are validated; the
 -- k-anonymity check measures how identifying masked rows still are, and refuses bad input clearly.
 BEGIN;
-SELECT plan(23);
+SELECT plan(24);
 SET LOCAL ecrm.pseudonym_key = 'pgtap-masking-rules-key-01';
 
 -- 1. every view: a twin, or twin = false with a reason
@@ -53,6 +53,10 @@ SELECT is(ARRAY(SELECT note FROM ecrm_masked.tap_notes_view ORDER BY customer_id
 SELECT is(ARRAY(SELECT extra::text FROM ecrm_masked.tap_notes_view ORDER BY customer_id),
           ARRAY['{"n": 3, "who": "***", "tier": "gold"}', '{"n": "***", "who": "vip", "tier": "***"}'],
           'kept keys: vocabulary values shown, PII (an email, a phone number) and unknown values ***, other keys gone');
+
+SELECT is(ecrm.mask_identities('[{"kind": "external", "namespace": "Ada Lovelace", "value": "x1"}, {"kind": "email", "namespace": "", "value": "ada@example.org"}, {"kind": "Ada L", "namespace": "shopify", "value": "7"}]'),
+          '[{"kind": "external", "value": "***", "namespace": "***"}, {"kind": "email", "value": "a***@***.org", "namespace": ""}, {"kind": "***", "value": "***", "namespace": "shopify"}]'::jsonb,
+          'mask_identities keeps a kind or namespace only when it is a lower-case token (free text typed there is ***)');
 
 -- 4. k-anonymity
 CREATE TEMP TABLE qi (a text, b int);

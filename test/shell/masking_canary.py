@@ -94,6 +94,13 @@ def q1(sql, args=None):
     return rows[0][0] if rows else None
 
 
+def try_q(sql, args=None):
+    try:
+        return q(sql, args)
+    except psycopg2.Error as e:
+        print(f"  setup step failed: {e.pgerror.splitlines()[0] if e.pgerror else e}")
+
+
 q("SET ecrm.pseudonym_key = %s", (KEY,))
 q("CREATE EXTENSION ecrm")
 q("SELECT count(*) FROM ecrm.generate_demo_data(60, 5, '2026-05-01 00:00:00+00')")
@@ -108,6 +115,7 @@ A = q1("SELECT ecrm.upsert_customer(%s)", (json.dumps({
 q("SELECT ecrm.add_identity(%s, 'external', %s, 'crm', %s)", (A, f"{TOKEN}-{LAST}", FREE))
 q("""SELECT ecrm.save_rule('canary task', 'order', '{}', 'create_task', '{"title": "call {{ first_name }} {{ last_name }} {{ email }}"}')""")
 campaign = q1("SELECT min(campaign_id) FROM ecrm.campaign")
+try_q("SELECT ecrm.save_rule('canary member', 'order', '{}', 'add_to_campaign', jsonb_build_object('campaign', name)) FROM ecrm.campaign WHERE campaign_id = %s", (campaign,))
 product = q1("SELECT min(product_id) FROM ecrm.product")
 payload = {"from": f"A Sender <{EMAIL}>", "to": PHONE, "external_ref": PHONE, "campaign": f"{FIRST} {LAST}",
            "purpose": EMAIL, "currency": TOKEN, "product_id": 447700900461, "note": FREE,
@@ -130,12 +138,6 @@ A2 = q1("SELECT ecrm.upsert_customer(%s)", (json.dumps({"first_name": FIRST, "la
 q("SELECT ecrm.merge_customers(ARRAY[%s, %s]::bigint[], %s, NULL, %s)", (A, A2, A, FREE))
 
 
-def try_q(sql, args=None):
-    try:
-        return q(sql, args)
-    except psycopg2.Error as e:
-        print(f"  setup step failed: {e.pgerror.splitlines()[0] if e.pgerror else e}")
-
 
 # more tables get rows: the outbox, match candidates, segment events, the erasure log
 try_q("SELECT ecrm.enqueue('task', %s, %s, NULL, 'email', NULL, %s, %s, %s)", (A, json.dumps(payload), EMAIL, FREE, FREE))
@@ -147,7 +149,14 @@ try_q("SELECT ecrm.erase_customer(%s, 'canary-1')", (E,))
 B = q1("SELECT ecrm.upsert_customer(%s)", (json.dumps({"first_name": "Bcanary", "email": "b.person@example.org", "country": "GB"}),))
 try_q("SELECT ecrm.record_order(%s, %s, now(), 'b-ref-1')", (B, json.dumps([{"product_id": product, "quantity": 1, "unit_price": 10}])))
 try_q("SELECT ecrm.enqueue('task', %s, '{}', 'b-task-1')", (B,))
-try_q("SELECT ecrm.define_static_segment('canary_static', ecrm.idset(ARRAY[%s, %s]::bigint[]))", (A, B))
+try_q("SELECT ecrm.define_static_segment('canary_static', ecrm.idset(ARRAY[%s]::bigint[]))", (A,))
+try_q("SELECT ecrm.add_segment_members('canary_static', ARRAY[%s]::bigint[])", (B,))   # an event (the first build has none)
+# a near-duplicate of B, for the match candidates
+try_q("SELECT ecrm.upsert_customer(%s)", (json.dumps({"first_name": "Bcanary", "last_name": "Person", "email": "b.persom@example.org",
+                                                      "birth_date": "1990-01-02", "country": "GB", "city": "Leeds"}),))
+try_q("SELECT ecrm.upsert_customer(jsonb_build_object('customer_id', %s, 'last_name', 'Person', 'birth_date', '1990-01-02', 'city', 'Leeds'))", (B,))
+try_q("SELECT ecrm.run_automation()")
+try_q("SELECT ecrm.dedupe(false)")
 try_q("SELECT ecrm.define_segment('canary_gb', '{\"attribute\": \"country\", \"op\": \"=\", \"value\": \"GB\"}')")
 tables = q("""
     SELECT c.oid::regclass::text, c.relname,
