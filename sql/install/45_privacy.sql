@@ -573,6 +573,12 @@ CREATE FUNCTION ecrm.mask_jsonb(doc jsonb, keep_keys text[]) RETURNS jsonb
 COMMENT ON FUNCTION ecrm.mask_jsonb(jsonb, text[]) IS
     'A JSON object with only the listed top-level keys (an allow-list: keys added later stay hidden); NULL for anything but an object';
 
+CREATE FUNCTION ecrm.mask_jsonb(doc jsonb, keep_keys text[], vocabularies jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ecrm_mask_jsonb_checked'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm.mask_jsonb(jsonb, text[], jsonb) IS
+    'A JSON object with only the listed top-level keys, each value checked: against the key''s vocabulary ({"key": ["a", "b"]} or {"key": "pattern:<regex>"}) or, without one, by PII detection (pii_kind, pii_find); "***" for a value that fails, and for nested objects and arrays; NULL for anything but an object';
+
 CREATE FUNCTION ecrm.mask_identities(identities jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ecrm_mask_identities'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -885,12 +891,14 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION ecrm._jsonb_keep_expr(kept text, vocab jsonb) RETURNS text
+CREATE FUNCTION ecrm._jsonb_keep_expr(doc text, keys text[], vocab jsonb) RETURNS text
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    k      record;
-    cases  text := '';
+    k        record;
+    cond     text;
+    c_vocab  jsonb := '{}';
+    deferred text[] := '{}';
 BEGIN
     vocab := coalesce(vocab, '{}');
     IF jsonb_typeof(vocab) <> 'object' THEN
@@ -898,15 +906,25 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'It maps a kept key to its vocabulary.';
     END IF;
     FOR k IN SELECT e.key, e.value FROM jsonb_each(vocab) e ORDER BY e.key LOOP
-        cases := cases || format(E'\n        WHEN e.key = %L THEN CASE WHEN jsonb_typeof(e.value) = ''string'' AND %s THEN e.value ELSE ''"***"'' END',
-                                 k.key, ecrm._vocabulary_cond(format('key "%s"', left(k.key, 40)), k.value, 'e.value #>> ''{}'''));
+        IF k.key <> ALL (keys) THEN
+            RAISE EXCEPTION 'option "values" of masking strategy jsonb_keep names key "%", which "keys" does not keep', left(k.key, 40)
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = 'A vocabulary applies to a kept key.';
+        END IF;
+        cond := ecrm._vocabulary_cond(format('key "%s"', left(k.key, 40)), k.value, format('m.doc ->> %L', k.key));
+        -- lists and patterns are checked in C (ecrm.mask_jsonb); vocabularies read from tables here
+        IF jsonb_typeof(k.value) = 'array' OR (k.value #>> '{}') LIKE 'pattern:%' THEN
+            c_vocab := c_vocab || jsonb_build_object(k.key, k.value);
+        ELSE
+            c_vocab := c_vocab || jsonb_build_object(k.key, 'defer');
+            deferred := deferred || format('%L, CASE WHEN jsonb_typeof(m.doc -> %L) = ''string'' AND NOT coalesce(%s, false) THEN ''"***"''::jsonb END',
+                                           k.key, k.key, cond);
+        END IF;
     END LOOP;
-    RETURN format(E'(SELECT CASE WHEN m.doc IS NULL THEN NULL ELSE coalesce((SELECT jsonb_object_agg(e.key, CASE'
-                  || E'\n        WHEN jsonb_typeof(e.value) IN (''boolean'', ''null'') THEN e.value%s'
-                  || E'\n        WHEN jsonb_typeof(e.value) IN (''string'', ''number'') AND length(e.value #>> ''{}'') <= 1000'
-                  || E'\n             AND ecrm.pii_kind(e.value #>> ''{}'') IS NULL AND ecrm.pii_find(e.value #>> ''{}'') = ''{}'' THEN e.value'
-                  || E'\n        ELSE ''"***"'' END) FROM jsonb_each(m.doc) e), ''{}'') END'
-                  || E'\n   FROM (SELECT %s AS doc) m)', cases, kept);
+    IF cardinality(deferred) = 0 THEN
+        RETURN format('ecrm.mask_jsonb(%s, %L::text[], %L::jsonb)', doc, keys, c_vocab);
+    END IF;
+    RETURN format(E'(SELECT m.doc || jsonb_strip_nulls(jsonb_build_object(%s))\n   FROM (SELECT ecrm.mask_jsonb(%s, %L::text[], %L::jsonb) AS doc) m)',
+                  array_to_string(deferred, E',\n        '), doc, keys, c_vocab);
 END
 $$;
 
@@ -1031,9 +1049,8 @@ BEGIN
            OR EXISTS (SELECT FROM jsonb_array_elements(options -> 'keys') k WHERE jsonb_typeof(k) <> 'string') THEN
             RAISE EXCEPTION 'masking strategy jsonb_keep needs option "keys", an array of strings' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN format('%s%s', ecrm._jsonb_keep_expr(format('ecrm.mask_jsonb(%s::jsonb, %L::text[])', col,
-                                                            ARRAY(SELECT jsonb_array_elements_text(options -> 'keys'))),
-                                                     options -> 'values'),
+        RETURN format('(%s)%s', ecrm._jsonb_keep_expr(format('%s::jsonb', col), ARRAY(SELECT jsonb_array_elements_text(options -> 'keys')),
+                                                       options -> 'values'),
                       CASE WHEN cls = 'json' THEN '::json' ELSE '' END);
     ELSIF strategy = 'identities' AND cls = 'jsonb' THEN
         RETURN format('ecrm.mask_identities(%s)', col);
@@ -1689,8 +1706,8 @@ INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, built
     ('ecrm.customer_profile', 'city', 'vocabulary', '{"values": "common:5:ecrm.customer_profile.city"}', 'a city at least 5 profiles share (a small town, or anything typed there, is ***)', true, true),
     ('ecrm.customer_profile', 'region', 'vocabulary', '{"values": "common:5:ecrm.customer_profile.region"}', 'a region at least 5 profiles share', true, true),
     ('ecrm.customer_profile', 'attributes', 'jsonb_keep',
-     '{"keys": ["company_size", "industry", "plan"], "values": {"company_size": "pattern:^[0-9]{1,7}(-[0-9]{1,7}|\\+)?$", "industry": "pattern:^[a-z0-9][a-z0-9 &/-]{0,39}$", "plan": "pattern:^[a-z0-9][a-z0-9 &/-]{0,39}$"}}',
-     'an allow-list: other attributes stay hidden; values must look like a category (lower case) or a size band', true, true),
+     '{"keys": ["company_size", "industry", "plan"], "values": {"company_size": "pattern:^[0-9]{1,7}(-[0-9]{1,7}|\\+)?$", "industry": "pattern:^[a-z][a-z &/_-]*$", "plan": "pattern:^[a-z][a-z &/_-]*$"}}',
+     'an allow-list: other attributes stay hidden; values must look like a category (lower case, no digits) or a size band', true, true),
     ('ecrm.identity', 'value', 'identity', '{"kind_column": "kind"}', 'pseudonyms keep identities unique in a masked copy', true, true),
     ('ecrm.identity', 'raw_value', 'null', '{}', NULL, true, true),
     ('ecrm.ticket', 'subject', 'redact', '{}', 'free text: redact_text would leave names in prose', true, true),
@@ -1698,19 +1715,19 @@ INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, built
     -- raw where a constraint fixes the vocabulary, a vocabulary where people type categories.
     ('ecrm.customer_profile', 'country', 'raw', '{}', 'CHECK: an ISO 3166-1 code', true, true),
     ('ecrm.customer_profile', 'language', 'raw', '{}', 'CHECK: a BCP 47 tag', true, true),
-    ('ecrm.customer_profile', 'owner', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]{0,39}$"}', 'a user name or team (lower case, no digits); anything else is ***', true, true),
-    ('ecrm.customer_profile', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a category such as web or store (lower case, no digits); anything else is ***', true, true),
-    ('ecrm.identity', 'namespace', 'vocabulary', '{"values": "pattern:^([a-z][a-z0-9_.-]{0,39})?$"}', 'the system an identifier comes from (a lower-case token, as ecrm.mask_identities keeps it)', true, true),
+    ('ecrm.customer_profile', 'owner', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]*$"}', 'a user name or team (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.customer_profile', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'a category such as web or store (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.identity', 'namespace', 'vocabulary', '{"values": "pattern:^([a-z][a-z0-9_.-]*)?$"}', 'the system an identifier comes from (a lower-case token, as ecrm.mask_identities keeps it)', true, true),
     ('ecrm.interaction', 'kind', 'raw', '{}', 'CHECK: an event name (lower case token)', true, true),
     ('ecrm.orders', 'status', 'raw', '{}', 'CHECK: a fixed list', true, true),
     ('ecrm.orders', 'currency', 'raw', '{}', 'CHECK: an ISO 4217 code', true, true),
-    ('ecrm.ticket', 'category', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a category (lower case, no digits); anything else is ***', true, true),
-    ('ecrm.ticket', 'team', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'a team (lower case, no digits); anything else is ***', true, true),
-    ('ecrm.ticket', 'assignee', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]{0,39}$"}', 'a user name (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'category', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'a category (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'team', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'a team (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'assignee', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]*$"}', 'a user name (lower case, no digits); anything else is ***', true, true),
     ('ecrm.ticket', 'language', 'vocabulary', '{"values": "pattern:^[a-z]{2,3}(-[A-Z]{2})?$"}', 'a language code', true, true),
     ('ecrm.ticket_event', 'kind', 'raw', '{}', 'CHECK: a fixed list', true, true),
     ('ecrm.consent_event', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)', true, true),
-    ('ecrm.consent_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]{0,39}$"}', 'where consent was given (signup form, preference centre); free text with anything else, such as a caller''s name or address, is ***', true, true),
+    ('ecrm.consent_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'where consent was given (signup form, preference centre); free text with anything else, such as a caller''s name or address, is ***', true, true),
     ('ecrm.consent_state', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)', true, true),
     ('ecrm.lifecycle_change', 'changed_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role; *** once the role is gone or when it is not one', true, true);
 
@@ -2326,7 +2343,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm.pii_kind(text), ecrm.pii_find(text), ecrm.redact_text(text), ecrm.is_valid_card(text),
     ecrm.is_valid_iban(text), ecrm.check_digits_valid(text, text),
     ecrm.is_valid_national_id(text, text), ecrm.mask_national_id(text, text), ecrm._national_id_format(text),
-    ecrm.mask_jsonb(jsonb, text[]), ecrm.mask_identities(jsonb), ecrm.mask_identity(text, text, text),
+    ecrm.mask_jsonb(jsonb, text[]), ecrm.mask_jsonb(jsonb, text[], jsonb), ecrm.mask_identities(jsonb), ecrm.mask_identity(text, text, text),
     ecrm._sees_raw(name[])
    TO ecrm_analyst, ecrm_agent;
 GRANT SELECT ON ecrm.national_id_format, ecrm.mask_strategies TO ecrm_analyst, ecrm_agent;

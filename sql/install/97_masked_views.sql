@@ -27,7 +27,7 @@ SELECT v.rel::regclass, v.col, v.strategy, v.options::jsonb, v.note, true, true
     ('ecrm.automation_run', 'status', 'raw', '{}', 'CHECK: a fixed list'),
     ('ecrm.match_candidate', 'found_by', 'raw', '{}', 'CHECK: a fixed list'),
     ('ecrm.match_candidate', 'status', 'raw', '{}', 'CHECK: a fixed list'),
-    ('ecrm.segment_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z0-9_.-]{0,62}$"}', 'what moved the customer: refresh, a table name, merge, ...'),
+    ('ecrm.segment_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z0-9_.-]*$"}', 'what moved the customer: refresh, a table name, merge, ...'),
     ('ecrm.erasure_log', 'erased_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role')) v(rel, col, strategy, options, note)
  WHERE to_regclass(v.rel) IS NOT NULL
    AND EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(v.rel) AND a.attname = v.col AND NOT a.attisdropped);
