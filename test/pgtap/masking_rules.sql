@@ -2,7 +2,7 @@
 -- a masked twin or a rule that says why not; the vocabularies of masking policies are validated; the
 -- k-anonymity check measures how identifying masked rows still are, and refuses bad input clearly.
 BEGIN;
-SELECT plan(24);
+SELECT plan(30);
 SET LOCAL ecrm.pseudonym_key = 'pgtap-masking-rules-key-01';
 
 -- 1. every view: a twin, or twin = false with a reason
@@ -57,6 +57,18 @@ SELECT is(ARRAY(SELECT extra::text FROM ecrm_masked.tap_notes_view ORDER BY cust
 SELECT is(ecrm.mask_identities('[{"kind": "external", "namespace": "Ada Lovelace", "value": "x1"}, {"kind": "email", "namespace": "", "value": "ada@example.org"}, {"kind": "Ada L", "namespace": "shopify", "value": "7"}]'),
           '[{"kind": "external", "value": "***", "namespace": "***"}, {"kind": "email", "value": "a***@***.org", "namespace": ""}, {"kind": "***", "value": "***", "namespace": "shopify"}]'::jsonb,
           'mask_identities keeps a kind or namespace only when it is a lower-case token (free text typed there is ***)');
+
+-- the kernel behind jsonb_keep
+SELECT is(ecrm.mask_jsonb('{"a": "x", "b": true, "c": null, "d": {"e": 1}, "f": [1], "g": "ann@example.org", "h": 441632960983, "z": 1}',
+                          '{a,b,c,d,f,g,h}', '{"a": ["x"]}'),
+          '{"a": "x", "b": true, "c": null, "d": "***", "f": "***", "g": "***", "h": "***"}'::jsonb,
+          'mask_jsonb with vocabularies: booleans and nulls kept, nested values and PII masked, unlisted keys gone');
+SELECT is(ecrm.mask_jsonb('{"a": "Xy", "b": "xy", "c": 7}', '{a,b,c}', '{"a": "pattern:^[a-z]+$", "b": "pattern:^[a-z]+$", "c": ["7"]}'),
+          '{"a": "***", "b": "xy", "c": "***"}'::jsonb, 'a pattern or list vocabulary keeps only strings that match');
+SELECT is(ecrm.mask_jsonb(NULL, '{a}', '{}'), NULL, 'NULL document: NULL');
+SELECT is(ecrm.mask_jsonb('[1, 2]', '{a}', '{}'), NULL, 'not an object: NULL');
+SELECT throws_ok($$SELECT ecrm.mask_jsonb('{"a": "x"}', '{a}', '[1]')$$, '22023', 'vocabularies of mask_jsonb must be a JSON object', 'vocabularies not an object');
+SELECT throws_ok($$SELECT ecrm.mask_jsonb('{"a": "x"}', '{a}', '{"a": "enum:t"}')$$, '22023', 'invalid vocabulary in mask_jsonb', 'a vocabulary the kernel does not know');
 
 -- 4. k-anonymity
 CREATE TEMP TABLE qi (a text, b int);
