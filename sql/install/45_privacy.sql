@@ -861,7 +861,8 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'A vocabulary must come from configuration, or every value a customer gave would pass.';
         END IF;
-        RETURN format('EXISTS (SELECT FROM %s t WHERE t.%I::text = (%s))', rel, att, val);
+        -- uncorrelated, so that a whole-view read hashes the vocabulary once
+        RETURN format('(%s) IN (SELECT t.%I::text FROM %s t)', val, att, rel);
     ELSIF spec LIKE 'common:%' THEN
         -- common:<k>:<table>.<column>: a value at least k rows of that column hold (a city where at
         -- least k customers live): no value of a single person, whatever it is.  One hashed
@@ -910,21 +911,26 @@ BEGIN
             RAISE EXCEPTION 'option "values" of masking strategy jsonb_keep names key "%", which "keys" does not keep', left(k.key, 40)
                 USING ERRCODE = 'invalid_parameter_value', DETAIL = 'A vocabulary applies to a kept key.';
         END IF;
-        cond := ecrm._vocabulary_cond(format('key "%s"', left(k.key, 40)), k.value, format('m.doc ->> %L', k.key));
-        -- lists and patterns are checked in C (ecrm.mask_jsonb); vocabularies read from tables here
+        cond := ecrm._vocabulary_cond(format('key "%s"', left(k.key, 40)), k.value, format('%s ->> %L', doc, k.key));
+        -- lists and patterns are checked in C (ecrm.mask_jsonb), an enum as the list of its labels now
+        -- (a label added later shows *** until the twins are regenerated); tables' vocabularies here
         IF jsonb_typeof(k.value) = 'array' OR (k.value #>> '{}') LIKE 'pattern:%' THEN
             c_vocab := c_vocab || jsonb_build_object(k.key, k.value);
+        ELSIF (k.value #>> '{}') LIKE 'enum:%' THEN
+            c_vocab := c_vocab || jsonb_build_object(k.key, (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+                                                              WHERE e.enumtypid = to_regtype(substr(k.value #>> '{}', 6))));
         ELSE
             c_vocab := c_vocab || jsonb_build_object(k.key, 'defer');
-            deferred := deferred || format('%L, CASE WHEN jsonb_typeof(m.doc -> %L) = ''string'' AND NOT coalesce(%s, false) THEN ''"***"''::jsonb END',
-                                           k.key, k.key, cond);
+            deferred := deferred || format('%L, CASE WHEN jsonb_typeof(%s -> %L) = ''string'' AND NOT coalesce(%s, false) THEN ''"***"''::jsonb END',
+                                           k.key, doc, k.key, cond);
         END IF;
     END LOOP;
     IF cardinality(deferred) = 0 THEN
         RETURN format('ecrm.mask_jsonb(%s, %L::text[], %L::jsonb)', doc, keys, c_vocab);
     END IF;
-    RETURN format(E'(SELECT m.doc || jsonb_strip_nulls(jsonb_build_object(%s))\n   FROM (SELECT ecrm.mask_jsonb(%s, %L::text[], %L::jsonb) AS doc) m)',
-                  array_to_string(deferred, E',\n        '), doc, keys, c_vocab);
+    -- a deferred key's kept value is the document's own (the kernel keeps its strings): check that
+    RETURN format(E'ecrm.mask_jsonb(%s, %L::text[], %L::jsonb)\n        || jsonb_strip_nulls(jsonb_build_object(%s))',
+                  doc, keys, c_vocab, array_to_string(deferred, E',\n        '));
 END
 $$;
 
