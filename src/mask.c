@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "ecrm.h"
 #include "lib/stringinfo.h"
@@ -18,6 +19,7 @@
 #include "miscadmin.h"
 #include "pii.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/jsonb.h"
 
 static inline text *
@@ -864,10 +866,161 @@ PushStringPair(JsonbParseState **state, const char *key, const char *val, int le
 }
 
 /*
+ * Whether a kept value passes its vocabulary spec (a JSON array of strings, or
+ * "pattern:<regex>", or "defer": a string the SQL around checks) or, without
+ * one, PII detection.  Booleans and nulls pass; objects and arrays never do.
+ */
+static bool
+ValuePasses(JsonbValue *v, JsonbValue *spec)
+{
+	const char *s;
+	int			len;
+
+	if (v->type == jbvNull || v->type == jbvBool)
+		return true;
+	if (v->type == jbvString)
+	{
+		s = v->val.string.val;
+		len = v->val.string.len;
+	}
+	else if (v->type == jbvNumeric && spec == NULL)
+	{
+		s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		len = strlen(s);
+	}
+	else
+		return false;
+	if (spec == NULL)
+		return len <= 1000 && !EcrmHoldsPii(s, len);
+	if (spec->type == jbvString && spec->val.string.len == 5 && memcmp(spec->val.string.val, "defer", 5) == 0)
+		return true;
+	if (spec->type == jbvString && spec->val.string.len > 8 && memcmp(spec->val.string.val, "pattern:", 8) == 0)
+	{
+		if (len > 200)
+			return false;
+		return DatumGetBool(DirectFunctionCall2Coll(textregexeq, C_COLLATION_OID,
+													PointerGetDatum(cstring_to_text_with_len(s, len)),
+													PointerGetDatum(cstring_to_text_with_len(spec->val.string.val + 8,
+																							 spec->val.string.len - 8))));
+	}
+	if (spec->type == jbvBinary && JsonContainerIsArray(spec->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(spec->val.binary.data);
+		JsonbValue	e;
+		JsonbIteratorToken r;
+
+		while ((r = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			if (r == WJB_ELEM && e.type == jbvString && e.val.string.len == len && memcmp(e.val.string.val, s, len) == 0)
+				return true;
+		return false;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid vocabulary in mask_jsonb"),
+			 errdetail("A vocabulary is an array of strings, \"pattern:<regex>\" or \"defer\".")));
+	return false;
+}
+
+/*
+ * A JSON object with only the listed keys, each value checked (ValuePasses)
+ * and replaced by "***" when it fails: a key stays visible, a value that is
+ * not in its vocabulary or holds personal data does not.  NULL for anything
+ * but an object.
+ */
+PG_FUNCTION_INFO_V1(ecrm_mask_jsonb_checked);
+Datum
+ecrm_mask_jsonb_checked(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *doc;
+	Jsonb	   *vocab = NULL;
+	Datum	   *keys = NULL;
+	bool	   *nulls = NULL;
+	int			nkeys = 0;
+	JsonbIterator *it;
+	JsonbValue	v,
+				key,
+				masked;
+	JsonbIteratorToken r;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	doc = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
+		PG_RETURN_NULL();
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+
+		if (ARR_NDIM(a) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("keys of mask_jsonb must be a one-dimensional array")));
+		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &keys, &nulls, &nkeys);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		vocab = PG_GETARG_JSONB_P(2);
+		if (!JB_ROOT_IS_OBJECT(vocab) || JB_ROOT_IS_SCALAR(vocab))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("vocabularies of mask_jsonb must be a JSON object"),
+					 errdetail("It maps a kept key to its vocabulary.")));
+	}
+	masked.type = jbvString;
+	masked.val.string.val = ECRM_MASK_INVALID;
+	masked.val.string.len = strlen(ECRM_MASK_INVALID);
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(&doc->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue *spec = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		if (r != WJB_KEY)
+			continue;
+		key = v;
+		r = JsonbIteratorNext(&it, &v, true);
+		if (!KeyListed(key.val.string.val, key.val.string.len, keys, nulls, nkeys))
+			continue;
+		if (vocab != NULL)
+			spec = getKeyJsonValueFromContainer(&vocab->root, key.val.string.val, key.val.string.len, NULL);
+		pushJsonbValue(&state, WJB_KEY, &key);
+		pushJsonbValue(&state, WJB_VALUE, ValuePasses(&v, spec) ? &v : &masked);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+}
+
+/*
+ * Whether a string is a lower-case token (a letter, then up to 39 letters,
+ * digits, '_', '.' or '-'): an identity kind or namespace such as "shopify".
+ * Anything else in those fields is free text someone typed, and is masked.
+ */
+static bool
+IsToken(const JsonbValue *v)
+{
+	if (v == NULL || v->val.string.len < 1 || v->val.string.len > 40)
+		return false;
+	if (v->val.string.val[0] < 'a' || v->val.string.val[0] > 'z')
+		return false;
+	for (int i = 1; i < v->val.string.len; i++)
+	{
+		char		c = v->val.string.val[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
  * A JSON array of identities ({kind, namespace, value}, as in the view
  * customer_360) with emails and phones masked and every other identifier
- * replaced by "***"; elements that are not objects are left out.  NULL for
- * anything but an array.
+ * replaced by "***"; a kind or namespace that is not a lower-case token is
+ * "***" too (namespace is free text); elements that are not objects are left
+ * out.  NULL for anything but an array.
  */
 PG_FUNCTION_INFO_V1(ecrm_mask_identities);
 Datum
@@ -906,8 +1059,14 @@ ecrm_mask_identities(PG_FUNCTION_ARGS)
 		else if (val != NULL)
 			masked = MaskInvalid();
 		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-		PushStringPair(&state, "kind", kind ? kind->val.string.val : NULL, kind ? kind->val.string.len : 0);
-		PushStringPair(&state, "namespace", ns ? ns->val.string.val : NULL, ns ? ns->val.string.len : 0);
+		if (kind != NULL && !IsToken(kind))
+			PushStringPair(&state, "kind", "***", 3);
+		else
+			PushStringPair(&state, "kind", kind ? kind->val.string.val : NULL, kind ? kind->val.string.len : 0);
+		if (ns != NULL && ns->val.string.len > 0 && !IsToken(ns))
+			PushStringPair(&state, "namespace", "***", 3);
+		else
+			PushStringPair(&state, "namespace", ns ? ns->val.string.val : NULL, ns ? ns->val.string.len : 0);
 		PushStringPair(&state, "value", masked ? VARDATA_ANY(masked) : NULL, masked ? VARSIZE_ANY_EXHDR(masked) : 0);
 		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}

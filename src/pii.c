@@ -771,6 +771,16 @@ ecrm_redact_text(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }
 
+/*
+ * Whether a value is personal data or holds some (ecrm.pii_kind or
+ * ecrm.pii_find would say so): for masking code that checks values it keeps.
+ */
+bool
+EcrmHoldsPii(const char *s, int len)
+{
+	return PiiKind(s, len) != NULL || ScanText(s, len, NULL) != 0;
+}
+
 /* The kinds of personal data found inside free text, as a text array (empty when none). */
 PG_FUNCTION_INFO_V1(ecrm_pii_find);
 Datum

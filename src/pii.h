@@ -35,6 +35,7 @@ extern bool EcrmIbanValid(const char *compact, int n);
 extern bool EcrmEmailParts(const char *s, int len, int *local_len, int *domain_start);
 extern bool EcrmParseIp(const char *s, int len, int *family, unsigned char *addr);
 extern bool EcrmLooksLikeIp(const char *s, int len);
+extern bool EcrmHoldsPii(const char *s, int len);
 
 /* pseudonym.c */
 #define ECRM_HMAC_LEN	32

@@ -573,6 +573,12 @@ CREATE FUNCTION ecrm.mask_jsonb(doc jsonb, keep_keys text[]) RETURNS jsonb
 COMMENT ON FUNCTION ecrm.mask_jsonb(jsonb, text[]) IS
     'A JSON object with only the listed top-level keys (an allow-list: keys added later stay hidden); NULL for anything but an object';
 
+CREATE FUNCTION ecrm.mask_jsonb(doc jsonb, keep_keys text[], vocabularies jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'ecrm_mask_jsonb_checked'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm.mask_jsonb(jsonb, text[], jsonb) IS
+    'A JSON object with only the listed top-level keys, each value checked: against the key''s vocabulary ({"key": ["a", "b"]} or {"key": "pattern:<regex>"}) or, without one, by PII detection (pii_kind, pii_find); "***" for a value that fails, and for nested objects and arrays; NULL for anything but an object';
+
 CREATE FUNCTION ecrm.mask_identities(identities jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ecrm_mask_identities'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -657,7 +663,8 @@ SELECT s.strategy, s.applies_to, s.options, s.needs_key, s.description
     ('pseudonym_name', 'text', '{"part": "full|first|last"}', true, 'ecrm.pseudonym_name'),
     ('identity', 'text', '{"kind_column": "kind"}', true, 'ecrm.mask_identity: pseudonym by the kind in another column of the row'),
     ('redact_text', 'text', NULL, false, 'ecrm.redact_text: emails, phones, cards, IBANs and IPs in free text replaced'),
-    ('jsonb_keep', 'jsonb, json', '{"keys": ["a", "b"]}', false, 'ecrm.mask_jsonb: only the listed keys'),
+    ('vocabulary', 'text', '{"values": ["a", "b"] | "enum:t" | "column:tab.col" | "common:5:tab.col" | "pattern:re"}', false, 'Shown when the value is in the vocabulary (a list, an enum''s labels, a column of a configuration table, a value at least k rows share, a pattern), *** otherwise: for categories kept in free-text columns'),
+    ('jsonb_keep', 'jsonb, json', '{"keys": ["a", "b"], "values": {"a": ["x", "y"], "b": "enum:t|column:tab.col|pattern:re"}}', false, 'ecrm.mask_jsonb: only the listed keys, each value checked against its vocabulary, or by PII detection when it has none ("***" when it fails)'),
     ('identities', 'jsonb', NULL, false, 'ecrm.mask_identities (the identities column of customer_360)'),
     ('function', 'any', '{"function": "myschema.my_mask"}', false, 'A function of yours taking the column''s type')
   ) s(strategy, applies_to, options, needs_key, description);
@@ -797,6 +804,137 @@ END
 $$;
 
 /*
+ * Values under the kept keys of a jsonb_keep policy.  Keeping a key is not enough: the same key
+ * carries a lifecycle stage in one row and an email address in another ("from" of a lifecycle
+ * change and of an email received), and whoever writes a payload chooses both.  So every kept
+ * value is checked, and shown only when it passes:
+ *   - a key with a vocabulary (option "values": {"key": vocabulary}) keeps a string only when it
+ *     is in that vocabulary: a JSON array of strings, "enum:<type>" (the labels of an enum),
+ *     "column:<table>.<column>" (a value of a configuration table, read when the twin is read;
+ *     never a customer table) or "pattern:<regex>" (a code such as a currency);
+ *   - a key without one keeps strings and numbers (of at most 1,000 characters) in which PII
+ *     detection (ecrm.pii_kind, ecrm.pii_find) finds no email, phone, card, IBAN, IP, date or
+ *     common name;
+ *   - booleans and nulls are kept, objects and arrays never (their insides are unchecked).
+ * Anything else becomes "***", so the key stays visible and its value does not.  The residual
+ * risk (a rare name under a key without vocabulary) is why every builtin kept key that can carry
+ * text has a vocabulary.
+ */
+-- The SQL condition that a text expression val is in a vocabulary (see ecrm._jsonb_keep_expr);
+-- what names the vocabulary's owner in errors.
+CREATE FUNCTION ecrm._vocabulary_cond(what text, vocab jsonb, val text) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    k    integer;
+    spec text;
+    rel  regclass;
+    att  name;
+    typ  regtype;
+BEGIN
+    IF jsonb_typeof(vocab) = 'array' THEN
+        IF EXISTS (SELECT FROM jsonb_array_elements(vocab) x WHERE jsonb_typeof(x) <> 'string') THEN
+            RAISE EXCEPTION 'vocabulary of % must be an array of strings', what USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN format('(%s) = ANY (%L::text[])', val, ARRAY(SELECT jsonb_array_elements_text(vocab)));
+    ELSIF jsonb_typeof(vocab) IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'vocabulary of % must be an array of strings or a string', what
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give ["a", "b"], "enum:<type>", "column:<table>.<column>" or "pattern:<regex>".';
+    END IF;
+    spec := vocab #>> '{}';
+    IF spec LIKE 'enum:%' THEN
+        typ := to_regtype(substr(spec, 6));
+        IF typ IS NULL OR (SELECT t.typtype <> 'e' FROM pg_type t WHERE t.oid = typ) THEN
+            RAISE EXCEPTION 'vocabulary of %: % is not an enum type', what, left(substr(spec, 6), 100)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN format('(%s) = ANY (enum_range(NULL::%s)::text[])', val, typ);
+    ELSIF spec LIKE 'column:%' THEN
+        rel := to_regclass(substring(spec FROM '^column:(.*)\.[^.]+$'));
+        att := substring(spec FROM '\.([^.]+)$');
+        IF rel IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = att AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'vocabulary of %: % is not a column of a table or view', what, left(substr(spec, 8), 100)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF ecrm._is_customer_table(rel) THEN
+            RAISE EXCEPTION 'vocabulary of %: % holds customer data', what, rel
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'A vocabulary must come from configuration, or every value a customer gave would pass.';
+        END IF;
+        -- uncorrelated, so that a whole-view read hashes the vocabulary once
+        RETURN format('(%s) IN (SELECT t.%I::text FROM %s t)', val, att, rel);
+    ELSIF spec LIKE 'common:%' THEN
+        -- common:<k>:<table>.<column>: a value at least k rows of that column hold (a city where at
+        -- least k customers live): no value of a single person, whatever it is.  One hashed
+        -- aggregate per query that reads the twin.
+        k := substring(spec FROM '^common:([0-9]{1,6}):')::integer;
+        rel := to_regclass(substring(spec FROM '^common:[0-9]+:(.*)\.[^.]+$'));
+        att := substring(spec FROM '\.([^.]+)$');
+        IF k IS NULL OR k < 2 THEN
+            RAISE EXCEPTION 'vocabulary of %: common needs a threshold of at least 2 (common:<k>:<table>.<column>)', what
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF rel IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = att AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'vocabulary of %: % is not a column of a table or view', what, left(substring(spec FROM '^common:[0-9]+:(.*)$'), 100)
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        RETURN format('(%s) IN (SELECT t.%I::text FROM %s t WHERE t.%I IS NOT NULL GROUP BY 1 HAVING count(*) >= %s)', val, att, rel, att, k);
+    ELSIF spec LIKE 'pattern:%' THEN
+        BEGIN
+            PERFORM '' ~ substr(spec, 9);
+        EXCEPTION WHEN invalid_regular_expression THEN
+            RAISE EXCEPTION 'vocabulary of %: invalid regular expression', what USING ERRCODE = 'invalid_parameter_value';
+        END;
+        RETURN format('length(%s) <= 200 AND (%s) ~ %L', val, val, substr(spec, 9));
+    END IF;
+    RAISE EXCEPTION 'vocabulary of % must be an array or start with enum:, column:, common: or pattern:', what
+        USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+
+CREATE FUNCTION ecrm._jsonb_keep_expr(doc text, keys text[], vocab jsonb) RETURNS text
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    k        record;
+    cond     text;
+    c_vocab  jsonb := '{}';
+    deferred text[] := '{}';
+BEGIN
+    vocab := coalesce(vocab, '{}');
+    IF jsonb_typeof(vocab) <> 'object' THEN
+        RAISE EXCEPTION 'option "values" of masking strategy jsonb_keep must be a JSON object, not %', jsonb_typeof(vocab)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'It maps a kept key to its vocabulary.';
+    END IF;
+    FOR k IN SELECT e.key, e.value FROM jsonb_each(vocab) e ORDER BY e.key LOOP
+        IF k.key <> ALL (keys) THEN
+            RAISE EXCEPTION 'option "values" of masking strategy jsonb_keep names key "%", which "keys" does not keep', left(k.key, 40)
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = 'A vocabulary applies to a kept key.';
+        END IF;
+        cond := ecrm._vocabulary_cond(format('key "%s"', left(k.key, 40)), k.value, format('%s ->> %L', doc, k.key));
+        -- lists and patterns are checked in C (ecrm.mask_jsonb), an enum as the list of its labels now
+        -- (a label added later shows *** until the twins are regenerated); tables' vocabularies here
+        IF jsonb_typeof(k.value) = 'array' OR (k.value #>> '{}') LIKE 'pattern:%' THEN
+            c_vocab := c_vocab || jsonb_build_object(k.key, k.value);
+        ELSIF (k.value #>> '{}') LIKE 'enum:%' THEN
+            c_vocab := c_vocab || jsonb_build_object(k.key, (SELECT jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+                                                              WHERE e.enumtypid = to_regtype(substr(k.value #>> '{}', 6))));
+        ELSE
+            c_vocab := c_vocab || jsonb_build_object(k.key, 'defer');
+            deferred := deferred || format('%L, CASE WHEN jsonb_typeof(%s -> %L) = ''string'' AND NOT coalesce(%s, false) THEN ''"***"''::jsonb END',
+                                           k.key, doc, k.key, cond);
+        END IF;
+    END LOOP;
+    IF cardinality(deferred) = 0 THEN
+        RETURN format('ecrm.mask_jsonb(%s, %L::text[], %L::jsonb)', doc, keys, c_vocab);
+    END IF;
+    -- a deferred key's kept value is the document's own (the kernel keeps its strings): check that
+    RETURN format(E'ecrm.mask_jsonb(%s, %L::text[], %L::jsonb)\n        || jsonb_strip_nulls(jsonb_build_object(%s))',
+                  doc, keys, c_vocab, array_to_string(deferred, E',\n        '));
+END
+$$;
+
+/*
  * The SQL expression that masks one column: strategy and options applied to col (an
  * expression of type typ), in a relation aliased alias (for options naming another column
  * of the row), with ctx the expression of the pseudonym context.  Validates everything, so
@@ -812,7 +950,7 @@ DECLARE
     known text[] := ARRAY['default', 'raw', 'null', 'redact', 'partial', 'keep', 'email', 'phone', 'name', 'address',
                           'postal_code', 'card', 'iban', 'national_id', 'ip', 'date', 'range', 'noise', 'pseudonym',
                           'pseudonym_email', 'pseudonym_phone', 'pseudonym_name', 'identity', 'redact_text',
-                          'jsonb_keep', 'identities', 'function'];
+                          'jsonb_keep', 'identities', 'function', 'vocabulary'];
     txt   text := CASE WHEN typ = 'text'::regtype THEN col ELSE col || '::text' END;
     back  text := CASE WHEN typ = 'text'::regtype THEN '' ELSE '::' || format_type(typ, nullif(typmod, -1)) END;
     opt   text;
@@ -903,6 +1041,13 @@ BEGIN
             RAISE EXCEPTION 'kind column "%" of masking strategy identity is not a column of %', other, rel USING ERRCODE = 'undefined_column';
         END IF;
         RETURN format('ecrm.mask_identity(%s.%I::text, %s, %s)%s', alias, other, txt, ctx, back);
+    ELSIF strategy = 'vocabulary' AND cls = 'text' THEN
+        IF options -> 'values' IS NULL THEN
+            RAISE EXCEPTION 'masking strategy vocabulary needs option "values"' USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Give ["a", "b"], "enum:<type>", "column:<table>.<column>" or "pattern:<regex>".';
+        END IF;
+        RETURN format('CASE WHEN %s IS NULL THEN NULL WHEN %s THEN %s ELSE ''***''%s END', col,
+                      ecrm._vocabulary_cond('masking strategy vocabulary', options -> 'values', txt), col, back);
     ELSIF strategy = 'redact_text' AND cls = 'text' THEN
         RETURN format('ecrm.redact_text(left(%s, 1000000))%s', txt, back);
     ELSIF strategy = 'jsonb_keep' AND cls IN ('jsonb', 'json') THEN
@@ -910,8 +1055,9 @@ BEGIN
            OR EXISTS (SELECT FROM jsonb_array_elements(options -> 'keys') k WHERE jsonb_typeof(k) <> 'string') THEN
             RAISE EXCEPTION 'masking strategy jsonb_keep needs option "keys", an array of strings' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN format('ecrm.mask_jsonb(%s::jsonb, %L::text[])%s', col,
-                      ARRAY(SELECT jsonb_array_elements_text(options -> 'keys')), CASE WHEN cls = 'json' THEN '::json' ELSE '' END);
+        RETURN format('(%s)%s', ecrm._jsonb_keep_expr(format('%s::jsonb', col), ARRAY(SELECT jsonb_array_elements_text(options -> 'keys')),
+                                                       options -> 'values'),
+                      CASE WHEN cls = 'json' THEN '::json' ELSE '' END);
     ELSIF strategy = 'identities' AND cls = 'jsonb' THEN
         RETURN format('ecrm.mask_identities(%s)', col);
     ELSIF strategy = 'function' THEN
@@ -940,8 +1086,13 @@ CREATE FUNCTION ecrm._personal_name(attname name) RETURNS boolean
 /*
  * Whether a source column holds personal data: its policy says so (anything but raw), it is
  * a registered PII column, its name announces it, it is a whole-row reference to a table with
- * personal columns, or it is a text or JSON column of a customer-keyed table that was never
- * registered (we cannot know what such a table holds, so we assume the worst).
+ * personal columns, or it is a text, JSON or array column of a customer-keyed table, registered
+ * or not.  The last rule is the safe default: a free-text column of a customer's row (a consent's
+ * source, a merge's reason, a payload) can hold anything the person or an agent typed, so it is
+ * personal until a policy says "raw" (a column whose values come from a fixed vocabulary:
+ * a CHECK list or code pattern, a foreign key to a configuration table) or "vocabulary".
+ * Strings, JSON, other user types and arrays of them count; enums, numbers, booleans and times
+ * do not (an enum is a vocabulary by its type).
  */
 CREATE FUNCTION ecrm._is_personal(rel regclass, attname name) RETURNS boolean
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
@@ -966,11 +1117,14 @@ BEGIN
     IF ecrm._personal_name(attname) THEN
         RETURN true;
     END IF;
-    RETURN NOT EXISTS (SELECT FROM ecrm.customer_table t WHERE t.relid = rel)
-       AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = 'customer_id' AND NOT a.attisdropped)
+    RETURN ecrm._is_customer_table(rel)
        AND attname <> 'customer_id'
-       AND ecrm._type_class((SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = _is_personal.attname))
-           IN ('text', 'jsonb', 'json', 'other');
+       AND coalesce((SELECT t.typcategory IN ('S', 'U') OR (t.typcategory = 'A' AND e.typcategory IN ('S', 'U'))
+              FROM pg_attribute a
+              JOIN pg_type t ON t.oid = CASE WHEN (SELECT d.typtype FROM pg_type d WHERE d.oid = a.atttypid) = 'd'
+                                             THEN (SELECT d.typbasetype FROM pg_type d WHERE d.oid = a.atttypid) ELSE a.atttypid END
+              LEFT JOIN pg_type e ON e.oid = t.typelem
+             WHERE a.attrelid = rel AND a.attname = _is_personal.attname AND NOT a.attisdropped), false);
 END
 $$;
 
@@ -1428,6 +1582,64 @@ COMMENT ON COLUMN ecrm.masked_columns.decided_by IS 'The policy that decided, or
 COMMENT ON COLUMN ecrm.masked_columns.consent_masked IS 'NULL for customers without consent (consent action mask)';
 
 ------------------------------------------------------------------------------
+-- k-anonymity: masked rows are pseudonymous, not anonymous.  Initials, a masked email, a birth
+-- year and a postal area together still single out most people; this measures by how much.
+------------------------------------------------------------------------------
+CREATE FUNCTION ecrm.k_anonymity(relation regclass, quasi_identifiers text[], k integer DEFAULT 5)
+    RETURNS TABLE (row_count bigint, classes bigint, smallest_class bigint, unique_rows bigint,
+                   rows_below_k bigint, share_below_k numeric)
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    bad  text;
+    cols text;
+BEGIN
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Give the table or view whose rows you are about to share, such as ''ecrm_masked.customers''.';
+    END IF;
+    IF quasi_identifiers IS NULL OR cardinality(quasi_identifiers) = 0 THEN
+        RAISE EXCEPTION 'quasi_identifiers must name at least one column' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Equivalence classes are the rows that agree on every quasi-identifier column.';
+    END IF;
+    IF array_ndims(quasi_identifiers) > 1 OR cardinality(quasi_identifiers) > 32 THEN
+        RAISE EXCEPTION 'quasi_identifiers must be a one-dimensional array of at most 32 column names'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('It has %s dimensions and %s elements.',
+                                                                    array_ndims(quasi_identifiers), cardinality(quasi_identifiers));
+    END IF;
+    IF k IS NULL OR k < 2 THEN
+        RAISE EXCEPTION 'k must be at least 2, not %', coalesce(k::text, 'NULL') USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A class of one row is a unique row; k = 2 already asks that nobody be alone.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = relation AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) THEN
+        RAISE EXCEPTION '% is not a table or view', relation USING ERRCODE = 'wrong_object_type',
+            DETAIL = 'k-anonymity is measured over the rows of a table or view.';
+    END IF;
+    SELECT q INTO bad FROM unnest(quasi_identifiers) q
+     WHERE q IS NULL OR NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = q
+                                                                AND a.attnum > 0 AND NOT a.attisdropped)
+     LIMIT 1;
+    IF FOUND THEN
+        IF bad IS NULL THEN
+            RAISE EXCEPTION 'quasi_identifiers must not contain NULL' USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = 'Every element names a column of the relation.';
+        END IF;
+        RAISE EXCEPTION 'column "%" of % does not exist', left(bad, 63), relation USING ERRCODE = 'undefined_column',
+            DETAIL = 'Quasi-identifiers are columns of the relation.';
+    END IF;
+    SELECT string_agg(DISTINCT format('x.%I', q), ', ') INTO cols FROM unnest(quasi_identifiers) q;
+    RETURN QUERY EXECUTE format(
+        'SELECT coalesce(sum(g.n), 0)::bigint, count(*), min(g.n), count(*) FILTER (WHERE g.n = 1),'
+        '       coalesce(sum(g.n) FILTER (WHERE g.n < $1), 0)::bigint,'
+        '       round(coalesce(sum(g.n) FILTER (WHERE g.n < $1), 0) / nullif(sum(g.n), 0), 4)'
+        '  FROM (SELECT count(*) AS n FROM %s x GROUP BY %s) g', relation, cols) USING k;
+END
+$$;
+COMMENT ON FUNCTION ecrm.k_anonymity(regclass, text[], integer) IS
+    'How identifying a relation''s rows are on the given quasi-identifier columns: rows, equivalence classes (rows agreeing on all of them, NULL counting as a value), the smallest class, rows alone in their class, and rows (and their share) in classes smaller than k. Read with the caller''s rights';
+GRANT EXECUTE ON FUNCTION ecrm.k_anonymity(regclass, text[], integer) TO ecrm_agent, ecrm_analyst;
+
+------------------------------------------------------------------------------
 -- Masked roles: ecrm_analyst and every role marked masked (a member of it)
 ------------------------------------------------------------------------------
 CREATE VIEW ecrm.masked_roles AS
@@ -1495,14 +1707,35 @@ INSERT INTO ecrm.mask_policy (relid, column_name, strategy, options, note, built
     ('ecrm.customer_profile', 'email', 'email', '{"keep": "provider"}', 'the mail provider class stays visible', true, true),
     ('ecrm.customer_profile', 'phone', 'phone', '{"keep_last": 2}', NULL, true, true),
     ('ecrm.customer_profile', 'birth_date', 'date', '{"unit": "year"}', 'age stays usable, the birthday does not', true, true),
-    ('ecrm.customer_profile', 'street', 'address', '{}', NULL, true, true),
+    ('ecrm.customer_profile', 'street', 'null', '{}', 'a street name narrows a person down to a few houses (and can be anything typed); city, region and postal area remain', true, true),
     ('ecrm.customer_profile', 'postal_code', 'postal_code', '{}', NULL, true, true),
-    ('ecrm.customer_profile', 'city', 'raw', '{}', 'a city is coarse enough for analytics; make it null where towns are small', true, true),
-    ('ecrm.customer_profile', 'region', 'raw', '{}', NULL, true, true),
-    ('ecrm.customer_profile', 'attributes', 'jsonb_keep', '{"keys": ["company_size", "industry", "plan"]}', 'an allow-list: other attributes stay hidden', true, true),
+    ('ecrm.customer_profile', 'city', 'vocabulary', '{"values": "common:5:ecrm.customer_profile.city"}', 'a city at least 5 profiles share (a small town, or anything typed there, is ***)', true, true),
+    ('ecrm.customer_profile', 'region', 'vocabulary', '{"values": "common:5:ecrm.customer_profile.region"}', 'a region at least 5 profiles share', true, true),
+    ('ecrm.customer_profile', 'attributes', 'jsonb_keep',
+     '{"keys": ["company_size", "industry", "plan"], "values": {"company_size": "pattern:^[0-9]{1,7}(-[0-9]{1,7}|\\+)?$", "industry": "pattern:^[a-z][a-z &/_-]*$", "plan": "pattern:^[a-z][a-z &/_-]*$"}}',
+     'an allow-list: other attributes stay hidden; values must look like a category (lower case, no digits) or a size band', true, true),
     ('ecrm.identity', 'value', 'identity', '{"kind_column": "kind"}', 'pseudonyms keep identities unique in a masked copy', true, true),
     ('ecrm.identity', 'raw_value', 'null', '{}', NULL, true, true),
-    ('ecrm.ticket', 'subject', 'redact_text', '{}', 'emails, phones, cards, IBANs and IPs removed; names in prose are not', true, true);
+    ('ecrm.ticket', 'subject', 'redact', '{}', 'free text: redact_text would leave names in prose', true, true),
+    -- Text columns of customer tables are personal unless a policy says otherwise (ecrm._is_personal):
+    -- raw where a constraint fixes the vocabulary, a vocabulary where people type categories.
+    ('ecrm.customer_profile', 'country', 'raw', '{}', 'CHECK: an ISO 3166-1 code', true, true),
+    ('ecrm.customer_profile', 'language', 'raw', '{}', 'CHECK: a BCP 47 tag', true, true),
+    ('ecrm.customer_profile', 'owner', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]*$"}', 'a user name or team (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.customer_profile', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'a category such as web or store (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.identity', 'namespace', 'vocabulary', '{"values": "pattern:^([a-z][a-z0-9_.-]*)?$"}', 'the system an identifier comes from (a lower-case token, as ecrm.mask_identities keeps it)', true, true),
+    ('ecrm.interaction', 'kind', 'raw', '{}', 'CHECK: an event name (lower case token)', true, true),
+    ('ecrm.orders', 'status', 'raw', '{}', 'CHECK: a fixed list', true, true),
+    ('ecrm.orders', 'currency', 'raw', '{}', 'CHECK: an ISO 4217 code', true, true),
+    ('ecrm.ticket', 'category', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'a category (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'team', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'a team (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'assignee', 'vocabulary', '{"values": "pattern:^[a-z][a-z .&/_-]*$"}', 'a user name (lower case, no digits); anything else is ***', true, true),
+    ('ecrm.ticket', 'language', 'vocabulary', '{"values": "pattern:^[a-z]{2,3}(-[A-Z]{2})?$"}', 'a language code', true, true),
+    ('ecrm.ticket_event', 'kind', 'raw', '{}', 'CHECK: a fixed list', true, true),
+    ('ecrm.consent_event', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)', true, true),
+    ('ecrm.consent_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z &/_-]*$"}', 'where consent was given (signup form, preference centre); free text with anything else, such as a caller''s name or address, is ***', true, true),
+    ('ecrm.consent_state', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)', true, true),
+    ('ecrm.lifecycle_change', 'changed_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role; *** once the role is gone or when it is not one', true, true);
 
 ------------------------------------------------------------------------------
 -- GDPR: right of access and portability, right to erasure
@@ -2116,7 +2349,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm.pii_kind(text), ecrm.pii_find(text), ecrm.redact_text(text), ecrm.is_valid_card(text),
     ecrm.is_valid_iban(text), ecrm.check_digits_valid(text, text),
     ecrm.is_valid_national_id(text, text), ecrm.mask_national_id(text, text), ecrm._national_id_format(text),
-    ecrm.mask_jsonb(jsonb, text[]), ecrm.mask_identities(jsonb), ecrm.mask_identity(text, text, text),
+    ecrm.mask_jsonb(jsonb, text[]), ecrm.mask_jsonb(jsonb, text[], jsonb), ecrm.mask_identities(jsonb), ecrm.mask_identity(text, text, text),
     ecrm._sees_raw(name[])
    TO ecrm_analyst, ecrm_agent;
 GRANT SELECT ON ecrm.national_id_format, ecrm.mask_strategies TO ecrm_analyst, ecrm_agent;

@@ -1510,23 +1510,61 @@ $$;
 COMMENT ON FUNCTION ecrm.in_segment(bigint, text) IS
     'Whether a customer is in a segment now (a merged id counts as its survivor); unknown segment: error P0002';
 
--- Declared in 30_views.sql for ecrm.customer_360: a scan of the (few) segments and, per segment, a
--- primary-key lookup in segment_delta and a membership test (a sliced read of the stored set).
--- SECURITY DEFINER so that the masked twin of customer_360 works for analysts, who may not read the
--- segment tables: an inlined body would check those tables against the caller. It reveals segment names
--- only, per customer id, as customer_360 and its masked twin show them (timed: no slower than inlined).
-CREATE OR REPLACE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
-    LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- The segment names of a customer: a scan of the (few) segments and, per segment, a primary-key
+-- lookup in segment_delta and a membership test (a sliced read of the stored set).  Reads with the
+-- caller's rights: callable by anyone, useful only to roles that may read the segment tables.
+CREATE FUNCTION ecrm._segment_names_all(customer_id bigint) RETURNS text[]
+    LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT ARRAY(SELECT s.name FROM ecrm.segment s
                   WHERE coalesce((SELECT d.is_member FROM ecrm.segment_delta d
-                                   WHERE d.segment_id = s.segment_id AND d.customer_id = _segment_names_of.customer_id),
-                                 ecrm.idset_contains(s.members, _segment_names_of.customer_id))
-                  ORDER BY s.name)
+                                   WHERE d.segment_id = s.segment_id AND d.customer_id = _segment_names_all.customer_id),
+                                 ecrm.idset_contains(s.members, _segment_names_all.customer_id))
+                  ORDER BY s.name);
+END;
+COMMENT ON FUNCTION ecrm._segment_names_all(bigint) IS
+    'The names of the segments a customer id is in now, ascending, read with the caller''s rights';
+
+/*
+ * The segment names a masked role may learn of a customer: those the masked twin of customer_360
+ * shows, and nothing ('{}') for a customer that twin leaves out: not a live golden record, or
+ * without consent by the twin's rule (by default: withdrew profiling), or no twin at all.
+ * SECURITY DEFINER (masked roles may not read the segment tables), so it must itself refuse
+ * what the twin hides: analysts can call it with any id, not only through the twin.
+ */
+CREATE FUNCTION ecrm._segment_names_visible(customer_id bigint) RETURNS text[]
+    LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$
+    SELECT CASE WHEN coalesce(r.twin, true)
+                 AND EXISTS (SELECT FROM ecrm.customer_profile p WHERE p.customer_id = $1 AND p.status = 'active')
+                 AND (coalesce(r.consent_action, 'exclude') = 'none'
+                      OR CASE coalesce(r.consent_when, 'withdrawn')
+                         WHEN 'withdrawn' THEN NOT EXISTS (SELECT FROM ecrm.consent_state s WHERE s.customer_id = $1
+                                                              AND s.purpose = coalesce(r.consent_purpose, 'profiling') AND NOT s.granted)
+                         ELSE EXISTS (SELECT FROM ecrm.consent_state s WHERE s.customer_id = $1
+                                         AND s.purpose = coalesce(r.consent_purpose, 'profiling') AND s.granted) END)
+                THEN ecrm._segment_names_all($1) ELSE '{}' END
+      FROM (SELECT) d
+      LEFT JOIN ecrm.masked_view_rule r ON r.view_name = 'ecrm.customer_360'::regclass
+$$;
+COMMENT ON FUNCTION ecrm._segment_names_visible(bigint) IS
+    'The segment names of a customer as the masked twin of customer_360 shows them: empty for a customer that twin leaves out (not live, or no consent by its rule)';
+
+-- Declared in 30_views.sql for ecrm.customer_360: roles that may read the segment tables get every
+-- customer's segments; any other (a masked role reading the twin) only what the twin may show, so
+-- the function analysts need for the twin is no way round it (issue 11, finding 7).  Both branches
+-- are granted wherever this is (PostgreSQL checks EXECUTE on every function of an expression).
+CREATE OR REPLACE FUNCTION ecrm._segment_names_of(customer_id bigint) RETURNS SETOF text[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT CASE WHEN pg_catalog.has_table_privilege('ecrm.segment', 'SELECT')
+                 AND pg_catalog.has_table_privilege('ecrm.segment_delta', 'SELECT')
+                THEN ecrm._segment_names_all(_segment_names_of.customer_id)
+                ELSE ecrm._segment_names_visible(_segment_names_of.customer_id) END
     OFFSET 0;   -- keeps the lookup beside the customer's scan, whose plan then does not depend on it
 END;
 COMMENT ON FUNCTION ecrm._segment_names_of(bigint) IS
-    'One row: the names of the segments a golden-record customer is in now, ascending (no merge resolution: see ecrm.customer_segments)';
+    'One row: the names of the segments a golden-record customer is in now, ascending (no merge resolution: see ecrm.customer_segments); for a role that may not read the segment tables, only what the masked twin of customer_360 shows';
 
 CREATE FUNCTION ecrm.customer_segments(customer_id bigint) RETURNS SETOF text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
@@ -1759,13 +1797,16 @@ GRANT SELECT ON ecrm.segment, ecrm.segment_delta, ecrm.segment_dependency, ecrm.
    TO ecrm_agent;
 GRANT EXECUTE ON FUNCTION
     ecrm.in_segment(bigint, text), ecrm.segment_members(text), ecrm.segment_idset(text), ecrm.customer_segments(bigint),
-    ecrm._segment_current(bigint, bigint[]), ecrm._segment_by_name(text), ecrm._segment_names_of(bigint)
+    ecrm._segment_current(bigint, bigint[]), ecrm._segment_by_name(text), ecrm._segment_names_of(bigint),
+    ecrm._segment_names_all(bigint), ecrm._segment_names_visible(bigint)
    TO ecrm_agent;
 -- Analysts: sizes, overlaps and the RFM class mix; no per-customer rows.
 GRANT SELECT ON ecrm.segment_size_history, ecrm.segment_overlap, ecrm.rfm_summary TO ecrm_analyst;
 -- The masked customer_360 (ecrm_masked) shows each customer's segment names beside their masked profile
--- (customers who object to profiling are left out of that twin).
-GRANT EXECUTE ON FUNCTION ecrm._segment_names_of(bigint) TO ecrm_analyst;
+-- (customers who object to profiling are left out of that twin, and _segment_names_visible tells
+-- nothing about them either). _segment_names_all reads with the caller's rights: harmless.
+GRANT EXECUTE ON FUNCTION ecrm._segment_names_of(bigint), ecrm._segment_names_all(bigint), ecrm._segment_names_visible(bigint)
+   TO ecrm_analyst;
 
 DO $dump$
 DECLARE

@@ -11,8 +11,24 @@ SELECT v.rel::regclass, v.col, v.strategy, v.options::jsonb, v.note, true, true
     ('ecrm.customer_360', 'identities', 'identities', '{}', 'emails and phones masked, other identifiers hidden'),
     ('ecrm.leads', 'full_name', 'name', '{"keep": "initials"}', NULL),
     ('ecrm.customer_timeline', 'details', 'jsonb_keep',
-     '{"keys": ["product_id", "currency", "campaign", "purpose", "from", "to", "external_ref"]}',
-     'free text (ticket bodies, payloads, reasons) stays hidden')) v(rel, col, strategy, options, note)
+     '{"keys": ["product_id", "currency", "campaign", "purpose", "from", "to"], "values": {"currency": "pattern:^[A-Z]{3}$", "campaign": "column:ecrm.campaign.name", "purpose": "column:ecrm.consent_purpose.purpose", "from": "enum:ecrm.lifecycle_stage", "to": "enum:ecrm.lifecycle_stage"}}',
+     'free text (ticket bodies, payloads, reasons, order references) stays hidden; a kept key shows its value only when it is in the key''s vocabulary (an email under "from" is not a lifecycle stage)'),
+    -- text columns of the capabilities' customer tables that hold a fixed vocabulary (see ecrm._is_personal)
+    ('ecrm.merge_event', 'source', 'raw', '{}', 'CHECK: a fixed list'),
+    ('ecrm.merge_event', 'merged_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role'),
+    ('ecrm.merge_event', 'unmerged_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role'),
+    ('ecrm.merge_image', 'action', 'raw', '{}', 'CHECK: a fixed list'),
+    ('ecrm.segment_event', 'kind', 'raw', '{}', 'CHECK: entered or exited'),
+    ('ecrm.outbox', 'topic', 'raw', '{}', 'CHECK: a lower case token chosen by automation rules'),
+    ('ecrm.outbox', 'status', 'raw', '{}', 'CHECK: a fixed list'),
+    ('ecrm.outbox', 'purpose', 'raw', '{}', 'a consent purpose (foreign key to ecrm.consent_purpose)'),
+    ('ecrm.outbox', 'dedupe_key', 'pseudonym', '{}', 'unique and NOT NULL: a pseudonym keeps both (static masking in place)'),
+    ('ecrm.automation_run', 'dedupe_key', 'pseudonym', '{}', 'unique per rule and NOT NULL: a pseudonym keeps both'),
+    ('ecrm.automation_run', 'status', 'raw', '{}', 'CHECK: a fixed list'),
+    ('ecrm.match_candidate', 'found_by', 'raw', '{}', 'CHECK: a fixed list'),
+    ('ecrm.match_candidate', 'status', 'raw', '{}', 'CHECK: a fixed list'),
+    ('ecrm.segment_event', 'source', 'vocabulary', '{"values": "pattern:^[a-z][a-z0-9_.-]*$"}', 'what moved the customer: refresh, a table name, merge, ...'),
+    ('ecrm.erasure_log', 'erased_by', 'vocabulary', '{"values": "column:pg_catalog.pg_roles.rolname"}', 'a database role')) v(rel, col, strategy, options, note)
  WHERE to_regclass(v.rel) IS NOT NULL
    AND EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(v.rel) AND a.attname = v.col AND NOT a.attisdropped);
 

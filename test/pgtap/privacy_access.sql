@@ -2,7 +2,7 @@
 -- security_barrier leaks through a leaky function in WHERE, error messages, EXPLAIN, pg_stats,
 -- cursors and COPY (COPY TO STDOUT is checked in test/sql/mask_access.sql: PL/pgSQL cannot run it).
 BEGIN;
-SELECT plan(52);
+SELECT plan(57);
 SET LOCAL ecrm.pseudonym_key = 'pgtap-privacy-key-0001';
 
 SELECT ecrm.upsert_customer('{"first_name": "Ada", "last_name": "Lovelace", "email": "ada.lovelace@analytical.org",
@@ -14,6 +14,10 @@ SELECT ecrm.record_consent(:ada, 'profiling', true, '2026-01-01');
 SELECT ecrm.record_consent(:bob, 'profiling', false, '2026-01-01');
 SELECT ecrm.record_interaction(:ada, 'web', 'page_view', '2026-01-02', '{"url": "/account?email=ada.lovelace@analytical.org"}');
 SELECT ecrm.open_ticket(:ada, 'Call me on +44 20 7946 0001', 'I am Ada Lovelace, my card is 4111 1111 1111 1111') AS t1 \gset
+-- issue 11: an email and a phone under the keys the timeline keeps, free text in a consent's source
+SELECT ecrm.record_interaction(:ada, 'email', 'email_received', '2026-01-03', '{"from": "A Sender <sender.one@example.org>", "to": "+44 20 7946 0001"}');
+SELECT ecrm.record_consent(:ada, 'sms', true, '2026-01-03', 'call with Lovelace, sender.one@example.org +441632960983');
+SELECT ecrm.define_static_segment('tap_vip', ecrm.idset(ARRAY[:ada, :bob]::bigint[]));
 SELECT context AS secret FROM ecrm.mask_secret \gset
 ANALYZE ecrm.customer_profile;
 
@@ -78,11 +82,20 @@ SELECT is((SELECT attributes FROM ecrm_masked.customers WHERE customer_id = :ada
 SELECT is((SELECT count(*) FROM pg_temp.twin_rows() r WHERE pg_temp.raw_seen(r)), 0::bigint,
           'no row of any masked twin holds a raw name, email, phone, card, date of birth or attribute');
 SELECT ok((SELECT count(*) FROM pg_temp.twin_rows()) > 0, 'the twins are readable');
-SELECT is((SELECT subject FROM ecrm_masked.ticket_queue WHERE ticket_id = :t1), 'Call me on [phone]', 'free text is redacted');
+SELECT is((SELECT subject FROM ecrm_masked.ticket_queue WHERE ticket_id = :t1), '[redacted]',
+          'free text is redacted whole (redact_text would leave names in prose)');
 -- consent: the customer who refused profiling is left out of analytics, masked in the customer list
 SELECT is((SELECT count(*) FROM ecrm_masked.customer_360 WHERE customer_id = :bob), 0::bigint, 'a refuser is left out of customer_360');
 SELECT is((SELECT count(*) FROM ecrm_masked.customers WHERE customer_id IS NULL AND email IS NULL AND city IS NULL), 1::bigint,
           'a refuser stays counted in customers, with nothing shown');
+SELECT is((SELECT details FROM ecrm_masked.customer_timeline WHERE customer_id = :ada AND kind = 'email_received'),
+          '{"to": "***", "from": "***"}'::jsonb, 'a kept key of a payload shows no email or phone (only values of its vocabulary)');
+SELECT is((SELECT count(*) FROM ecrm_masked.customer_timeline WHERE details::text ~ 'sender|7946|1632'), 0::bigint,
+          'no payload value of the timeline holds the address or the numbers');
+SELECT is((SELECT array_agg(DISTINCT source) FROM ecrm_masked.consents WHERE customer_id = :ada AND purpose = 'sms'), '{***}'::text[],
+          'a consent source in free text is masked');
+SELECT is(ecrm._segment_names_of(:ada), '{tap_vip}'::text[], 'the twin''s segment lookup works for a customer it shows');
+SELECT is(ecrm._segment_names_of(:bob), '{}'::text[], 'and tells nothing of a customer who refused profiling (issue 11, finding 7)');
 
 -- 3. functions: none gives raw data, none with SECURITY DEFINER is callable
 SELECT throws_ok(format('SELECT ecrm.export_customer(%s)', :ada), '42501', 'permission denied for function export_customer', 'no export');
@@ -94,12 +107,13 @@ SELECT throws_ok($$SELECT ecrm.add_mask_policy('ecrm.customer_profile', 'email',
                  'permission denied for function add_mask_policy', 'no policy changes');
 SELECT throws_ok($$SELECT ecrm.mask_role('tap_masked')$$, '42501', 'permission denied for function mask_role', 'no role changes');
 -- Reviewed exceptions: two return aggregates only (per day, per campaign) for the analytics views; one
--- returns the segment names of a customer id (no personal data) for the masked customer_360.
+-- returns the segment names of a customer id for the masked customer_360, and nothing for a customer that
+-- twin leaves out (test/shell/masking_canary.py checks every function an analyst may call).
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                  WHERE p.pronamespace = 'ecrm'::regnamespace AND p.prosecdef
                    AND has_function_privilege(p.oid, 'EXECUTE')
                    AND p.oid::regprocedure::text NOT IN ('ecrm._kpi_daily()', 'ecrm.campaign_attribution_in(interval,text)',
-                                                         'ecrm._segment_names_of(bigint)')
+                                                         'ecrm._segment_names_visible(bigint)')
                  ORDER BY 1),
           '{}'::text[], 'the masked role may execute no SECURITY DEFINER function of ecrm but the reviewed aggregate ones');
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text || ' returns ' || a.name FROM pg_proc p,
