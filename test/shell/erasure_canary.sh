@@ -104,9 +104,11 @@ SELECT ecrm.outbox_done(array_agg(o.message_id), 'w1') FROM ecrm.outbox_claim('w
 SELECT ecrm.define_static_segment('canary_vip', ARRAY[(SELECT id FROM who WHERE name = 'p'), (SELECT id FROM who WHERE name = 'o')]::ecrm.idset);
 SELECT ecrm.refresh_segments();
 SELECT ecrm.train_item_model();
+SELECT ecrm.train_match_model('customer');
+SELECT count(*) FROM ecrm.dedupe(false);
 ANALYZE;
 SQL
-ok "the canary's life ran: $(q "SELECT count(*) FROM ecrm.outbox o JOIN who ON who.id = o.customer_id AND who.name = 'p'") outbox messages, score $(q "SELECT round(max(score)) FROM ecrm.lead_score l JOIN who ON who.id = l.customer_id AND who.name = 'p'"), segments $(q "SELECT ecrm.customer_segments(id)::text FROM who WHERE name = 'p'")"
+ok "the canary's life ran: $(q "SELECT count(*) FROM ecrm.outbox o JOIN who ON who.id = o.customer_id AND who.name = 'p'") outbox messages, score $(q "SELECT round(max(score)) FROM ecrm.lead_score l JOIN who ON who.id = l.customer_id AND who.name = 'p'"), segments $(q "SELECT string_agg(s::text, ', ') FROM who, ecrm.customer_segments(who.id) s WHERE name = 'p'")"
 
 # tokens found in a text (lower case, and with non-digits removed for phone digits)
 found_in() {  # found_in <text> <tokens...>
@@ -126,10 +128,6 @@ o_export=$(q "SELECT ecrm.export_customer(id)::text FROM who WHERE name = 'o'")
 [ -n "$(found_in "$o_export" waldemar 7700900533)" ] && ok "the other person's export holds their data" || bad "the other export lacks their data"
 h=$(found_in "$p_export" $O_TOKENS); [ -z "$h" ] && ok "the person's export holds nothing of the other person" || bad "the person's export holds the other person's:$h"
 h=$(found_in "$o_export" $P_TOKENS); [ -z "$h" ] && ok "the other person's export holds nothing of the person (after the undone merge)" || bad "the other export holds the person's:$h"
-
-q "SELECT ecrm.erase_customer(id, 'CANARY-1') FROM who WHERE name = 'p'" >/dev/null
-q "SELECT ecrm.erase_customer(id, 'CANARY-2') FROM who WHERE name = 'p3'" >/dev/null
-ok "erased the person ($(q "SELECT string_agg(profile_ids::text, ' ') FROM ecrm.erasure_log"))"
 
 # Every column of every table of the ecrm schemas, as text (bytea decoded), from the catalog, and the planner
 # statistics of those relations (pg_stats reads pg_statistic; expression indexes included).
@@ -152,6 +150,15 @@ STATS="SELECT s.starelid::regclass || '.' || coalesce(a.attname, s.staattnum::te
         WHERE n.nspname LIKE 'ecrm%' AND h IS NOT NULL"
 ncols=$(q "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped WHERE n.nspname LIKE 'ecrm%' AND c.relkind IN ('r', 'p', 'm')")
 nstats=$(q "SELECT count(*) FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid WHERE c.relnamespace::regnamespace::text LIKE 'ecrm%'")
+before=$(q "$(q "$SCAN")" | sed 's/ (.*//' | sort -u)
+nbefore=$(echo "$before" | grep -c . || true)
+[ "$nbefore" -ge 20 ] && ok "before the erasure the canaries are in $nbefore columns: $(echo $before)" \
+    || bad "the scan finds the canaries in only $nbefore columns before the erasure: $(echo $before)"
+
+q "SELECT ecrm.erase_customer(id, 'CANARY-1') FROM who WHERE name = 'p'" >/dev/null
+q "SELECT ecrm.erase_customer(id, 'CANARY-2') FROM who WHERE name = 'p3'" >/dev/null
+ok "erased the person ($(q "SELECT string_agg(profile_ids::text, ' ') FROM ecrm.erasure_log"))"
+
 leaks=$( (q "$(q "$SCAN")"; q "$STATS") || echo "the scan failed")
 if [ -z "$leaks" ]; then
     ok "no canary of the erased person in any of $ncols columns of the ecrm tables, nor in $nstats column statistics"
