@@ -344,14 +344,19 @@ INSERT INTO ecrm.customer_table (relid, on_merge, on_erase, pii_columns, note, b
 -- superuser or a member of the extension's owner) counts: an agent who sets check_function_bodies = off
 -- is not restoring anything, and every guard still applies to it.  The session user decides, not the
 -- current user, so a SECURITY DEFINER function reached from such a session does not count either.
+CREATE FUNCTION ecrm._may_restore() RETURNS boolean
+    LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
+$$
+BEGIN
+    RETURN coalesce(pg_has_role(SESSION_USER, (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'ecrm'), 'USAGE'), false);
+END
+$$;
+-- Inlined where it is called (no subquery in it): the common case costs two current_setting() calls.
 CREATE FUNCTION ecrm._restoring() RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     RETURN CASE WHEN pg_catalog.current_setting('check_function_bodies') = 'off'
                   OR pg_catalog.current_setting('ecrm.restoring', true) IN ('on', 'true')
-                THEN coalesce(pg_catalog.pg_has_role(SESSION_USER,
-                                                     (SELECT e.extowner FROM pg_catalog.pg_extension e
-                                                       WHERE e.extname = 'ecrm'), 'USAGE'), false)
-                ELSE false END;
+                THEN ecrm._may_restore() ELSE false END;
 
 -- Not touched: a row whose statement set updated_at itself (an unmerge restores the time before the merge),
 -- and a row of which nothing but the customer changed (a merge re-points it; that is no edit of it).

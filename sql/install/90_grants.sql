@@ -32,7 +32,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm._identity_value(ecrm.identity_kind, text, text),
     ecrm._attach_identity(bigint, ecrm.identity_kind, text, text, text, text),
     ecrm._product_exists(bigint, text), ecrm._campaign_exists(bigint), ecrm._check_kind(text),
-    ecrm._touch_updated_at(), ecrm._record_lifecycle_change(), ecrm._restoring()
+    ecrm._touch_updated_at(), ecrm._record_lifecycle_change(), ecrm._restoring(), ecrm._may_restore()
    TO ecrm_agent;
 
 -- Analysts: aggregate views without personal data, and the pure kernel functions.
