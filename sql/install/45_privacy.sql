@@ -1805,8 +1805,15 @@ DECLARE
 BEGIN
     FOR t IN SELECT c.relid, c.key_column, ecrm._table_key(c.relid) AS key
                FROM ecrm.customer_table c ORDER BY 3 LOOP
-        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY %s), ''[]'') FROM %s x WHERE x.%I = ANY ($1)',
-                       ecrm._pk_order(t.relid, 'x'), t.relid, t.key_column)
+        -- The merge ledger stays with the survivor after an unmerge, but what another profile brought to a
+        -- merge is that person's data, not this one's: only images of the customer's own profiles, and
+        -- the golden record of merges still in force (an undone one mixed in the other person's fields).
+        EXECUTE format('SELECT coalesce(jsonb_agg(%s ORDER BY %s), ''[]'') FROM %s x WHERE x.%I = ANY ($1) %s',
+                       CASE WHEN t.relid = 'ecrm.merge_event'::regclass
+                            THEN 'CASE WHEN x.unmerged_at IS NULL THEN to_jsonb(x) ELSE to_jsonb(x) - ''golden'' - ''reason'' END'
+                            ELSE 'to_jsonb(x)' END,
+                       ecrm._pk_order(t.relid, 'x'), t.relid, t.key_column,
+                       CASE WHEN t.relid = 'ecrm.merge_image'::regclass THEN 'AND x.from_customer = ANY ($1)' ELSE '' END)
            INTO rows USING ids;
         data := data || jsonb_build_object(t.key, rows);
     END LOOP;
@@ -1917,6 +1924,7 @@ DECLARE
     sets    text;
     n       bigint;
     summary jsonb := '{}';
+    hist    jsonb;
     prev    ecrm.erasure_log;
     rel     record;
 BEGIN
@@ -1968,6 +1976,22 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
+
+    -- Merge history names the person where no customer_id of theirs points: a merge that was undone
+    -- keeps its ledger with the other customer, so the before-images this person brought to it, the
+    -- golden record and the free-text reason written then, and review pairs with them on the other side
+    -- would outlive the erasure.  (A merge still in force is in their family and went with it above.)
+    DELETE FROM ecrm.merge_image m WHERE m.from_customer = ANY (ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    hist := jsonb_build_object('images_deleted', n);
+    UPDATE ecrm.merge_event e SET golden = NULL, reason = NULL
+     WHERE e.unmerged_at IS NOT NULL AND (e.survivor_id = ANY (ids) OR e.merged_ids && ids)
+       AND (e.golden IS NOT NULL OR e.reason IS NOT NULL);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    hist := hist || jsonb_build_object('events_anonymized', n);
+    DELETE FROM ecrm.match_candidate c WHERE c.other_id = ANY (ids);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    summary := summary || jsonb_build_object('merge_history', hist || jsonb_build_object('review_pairs_deleted', n));
 
     -- The profiles become erased shells: no personal data, not merged any more.
     SELECT string_agg(format('%I = %s', c, ecrm._erased_value('ecrm.customer_profile', c)), ', ')
@@ -2022,7 +2046,9 @@ COMMENT ON FUNCTION ecrm.erase_customer(bigint, text) IS
  * No new data for an erased customer.  The API checks it up front, but a write that started
  * before an erasure committed waits on the profile row the erasure locked and would then land
  * after it; this statement-level check runs after the foreign-key checks, with a fresh
- * snapshot, so it sees the erasure and refuses.
+ * snapshot, so it sees the erasure and refuses.  A restore (ecrm._restoring(), 10_store.sql) is no new
+ * data: the dump holds the erased shells and the rows kept for them (consents as proof, anonymized
+ * orders), and refusing those would lose them from the backup.
  */
 CREATE FUNCTION ecrm._refuse_erased() RETURNS trigger
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
@@ -2030,6 +2056,9 @@ $$
 DECLARE
     bad bigint;
 BEGIN
+    IF ecrm._restoring() THEN
+        RETURN NULL;
+    END IF;
     SELECT n.customer_id INTO bad FROM new_rows n
       JOIN ecrm.customer_profile p ON p.customer_id = n.customer_id
      WHERE p.status = 'erased' LIMIT 1;

@@ -20,7 +20,7 @@ CREATE TABLE ecrm.scoring_model (
     feature_spec   jsonb,
     model          jsonb,
     metrics        jsonb,
-    based_on       bigint REFERENCES ecrm.scoring_model ON DELETE SET NULL,
+    based_on       bigint,    -- no self-referencing foreign key (pg_dump could not order the rows): see _check_model_change
     compiled_sql   text,
     rescore_sql    text,
     scores_complete boolean NOT NULL DEFAULT false,
@@ -539,7 +539,15 @@ BEGIN
             RAISE EXCEPTION 'scoring model % version % is active and cannot be deleted', OLD.name, OLD.version
                 USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Retire it first with ecrm.retire_model().';
         END IF;
+        -- what ON DELETE SET NULL of a self-referencing foreign key would do (this table has none: pg_dump
+        -- cannot order the rows of a self-referencing extension table)
+        UPDATE ecrm.scoring_model s SET based_on = NULL WHERE s.based_on = OLD.model_id;
         RETURN OLD;
+    END IF;
+    IF NEW.based_on IS NOT NULL AND NEW.based_on IS DISTINCT FROM (CASE WHEN TG_OP = 'UPDATE' THEN OLD.based_on END)
+       AND NOT EXISTS (SELECT FROM ecrm.scoring_model s WHERE s.model_id = NEW.based_on) THEN
+        RAISE EXCEPTION 'scoring model % does not exist', NEW.based_on
+            USING ERRCODE = 'foreign_key_violation', DETAIL = 'based_on must name the model version this one was made from.';
     END IF;
     IF TG_OP = 'INSERT' THEN
         IF NEW.status <> 'draft' THEN

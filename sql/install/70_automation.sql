@@ -109,7 +109,8 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'ecrm.template_vocabulary() lists the fields a template can use.';
     END IF;
-    NEW.updated_at := now();
+    -- a restored template keeps its time (ecrm._restoring(), 10_store.sql)
+    NEW.updated_at := CASE WHEN TG_OP = 'INSERT' AND ecrm._restoring() THEN coalesce(NEW.updated_at, now()) ELSE now() END;
     RETURN NEW;
 END
 $$;
@@ -188,7 +189,7 @@ CREATE TABLE ecrm.automation_rule (
     action         jsonb NOT NULL DEFAULT '{}',
     delay          interval NOT NULL DEFAULT '0' CHECK (delay >= interval '0'),
     condition_sql  text NOT NULL DEFAULT 'true',
-    parent_rule_id bigint REFERENCES ecrm.automation_rule,
+    parent_rule_id bigint,     -- no self-referencing foreign key (pg_dump could not order the rows): see _automation_rule_orphans
     template_id    bigint REFERENCES ecrm.message_template,
     campaign_id    bigint REFERENCES ecrm.campaign,
     created_at     timestamptz NOT NULL DEFAULT now(),
@@ -774,6 +775,35 @@ END
 $$;
 CREATE TRIGGER automation_rule_check BEFORE INSERT OR UPDATE ON ecrm.automation_rule
     FOR EACH ROW EXECUTE FUNCTION ecrm._automation_rule_check();
+
+-- parent_rule_id has no foreign key to its own table: pg_dump cannot order the rows of a self-referencing
+-- extension table and warns of circular foreign keys.  A new parent is checked when the rule is saved
+-- (above); what the key's NO ACTION did on the other side is done here, at the end of the statement: a
+-- rule that still has follow-ups cannot be deleted or renumbered.  It reads only this table.
+CREATE FUNCTION ecrm._automation_rule_orphans() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    bad record;
+BEGIN
+    SELECT c.name AS child, c.parent_rule_id AS parent INTO bad
+      FROM ecrm.automation_rule c
+     WHERE c.parent_rule_id IN (SELECT o.rule_id FROM old_rows o)
+       AND NOT EXISTS (SELECT FROM ecrm.automation_rule p WHERE p.rule_id = c.parent_rule_id)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'automation rule % still has follow-up rules', bad.parent
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = format('Rule "%s" follows it (parent_rule_id = %s).', bad.child, bad.parent),
+                  HINT = 'Delete or change the follow-up rules first.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER automation_rule_parent_del AFTER DELETE ON ecrm.automation_rule REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ecrm._automation_rule_orphans();
+CREATE TRIGGER automation_rule_parent_upd AFTER UPDATE ON ecrm.automation_rule REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ecrm._automation_rule_orphans();
 
 CREATE FUNCTION ecrm.save_rule(name text, trigger_kind text, trigger jsonb, action_kind text, action jsonb,
                                conditions jsonb DEFAULT '[]', delay interval DEFAULT '0',
@@ -1834,7 +1864,8 @@ $$
 DECLARE
     rr ecrm.routing_rule;
 BEGIN
-    IF NOT EXISTS (SELECT FROM ecrm.routing_rule r WHERE r.enabled) THEN
+    -- a restored ticket keeps the team it had (none), whatever the restored rules say (ecrm._restoring())
+    IF ecrm._restoring() OR NOT EXISTS (SELECT FROM ecrm.routing_rule r WHERE r.enabled) THEN
         RETURN NEW;
     END IF;
     rr := ecrm._route(NEW.customer_id, NEW.category, NEW.channel, NEW.language, NEW.subject, NEW.body);

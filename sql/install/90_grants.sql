@@ -32,7 +32,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm._identity_value(ecrm.identity_kind, text, text),
     ecrm._attach_identity(bigint, ecrm.identity_kind, text, text, text, text),
     ecrm._product_exists(bigint, text), ecrm._campaign_exists(bigint), ecrm._check_kind(text),
-    ecrm._touch_updated_at(), ecrm._record_lifecycle_change(), ecrm._restoring()
+    ecrm._touch_updated_at(), ecrm._record_lifecycle_change(), ecrm._restoring(), ecrm._may_restore()
    TO ecrm_agent;
 
 -- Analysts: aggregate views without personal data, and the pure kernel functions.
@@ -51,7 +51,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['ecrm.customer_profile', 'ecrm.identity', 'ecrm.product', 'ecrm.campaign',
                              'ecrm.interaction', 'ecrm.orders', 'ecrm.order_line', 'ecrm.campaign_event',
                              'ecrm.sla_policy', 'ecrm.ticket', 'ecrm.ticket_event', 'ecrm.kb_article',
-                             'ecrm.consent_event', 'ecrm.lifecycle_change', 'ecrm.stage_reject'] LOOP
+                             'ecrm.consent_event', 'ecrm.lifecycle_change', 'ecrm.stage_reject', 'ecrm.stage_customer',
+                             'ecrm.stage_order_line', 'ecrm.stage_interaction'] LOOP
         PERFORM pg_catalog.pg_extension_config_dump(t::regclass, '');
         -- and the identity sequence of the table, if it has one
         PERFORM pg_catalog.pg_extension_config_dump(s.seq, '')
