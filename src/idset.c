@@ -833,55 +833,75 @@ IdSetFromData(const IdSetData *data)
 }
 
 /*
- * Could run containers make this bitmap smaller?  CRoaring's run_optimize
- * counts the runs of every container, a full pass as dear as a union: this
- * check counts them too but stops as soon as runs cannot pay off, which for
- * the usual array and bitset containers of customer ids is early.  It is
- * generous at the border: run_optimize, when called, makes the final choice,
- * so a stored set is exactly what an unconditional run_optimize would write.
+ * Could runs make this container (of type type) worth converting?  Runs are
+ * counted, as CRoaring's run_optimize does for every container, but the
+ * count stops as soon as runs cannot pay off, early for the usual array and
+ * bitset containers of customer ids.  An array (or a run container) says yes
+ * whenever runs may be smaller; a bitset only when runs take at most half of
+ * its 8 kB (fewer than 1024 runs: ranges, a union of two halves), not for the
+ * last few percent of a 97%-dense bitset, whose conversion by CRoaring 0.2.66
+ * costs several times the union that made it.
  */
 static bool
-MayShrinkByRuns(const roaring_bitmap_t *bm)
+ContainerMayShrinkByRuns(uint8 type, const void *container)
 {
-	const roaring_array_t *ra = &bm->high_low_container;
+	if (type == ARRAY_CONTAINER_TYPE_CODE)
+	{
+		const array_container_t *c = (const array_container_t *) container;
+		int32		k,
+					runs = 1;
+
+		/* runs pay when 2 + 4 runs < 2 card */
+		for (k = 1; k < c->cardinality && 4 * runs <= 2 * c->cardinality + 4; k++)
+			runs += c->array[k] != (uint16) (c->array[k - 1] + 1);
+		return 4 * runs <= 2 * c->cardinality + 4;
+	}
+	if (type == BITSET_CONTAINER_TYPE_CODE)
+	{
+		const uint64 *w = ((const bitset_container_t *) container)->array;
+		uint64		carry = 0;
+		int			k,
+					runs = 0;
+
+		/* runs halve the bitset when 2 + 4 runs <= 4096: count run starts */
+		for (k = 0; k < BITSET_BYTES / 8 && runs < 1024; k++)
+		{
+			runs += pg_popcount64(w[k] & ~((w[k] << 1) | carry));
+			carry = w[k] >> 63;
+		}
+		return runs < 1024;
+	}
+	return true;				/* a run container: CRoaring picks its smallest form */
+}
+
+/*
+ * Run-optimise the containers that may shrink, one by one with CRoaring's
+ * own conversion (convert_run_optimize, which keeps a container when runs
+ * are not smaller): the choice per container depends on its ids only, and
+ * the containers that cannot shrink are not converted nor counted in full.
+ */
+static void
+RunOptimize(roaring_bitmap_t *bm)
+{
+	roaring_array_t *ra = &bm->high_low_container;
 	int			i;
 
 	for (i = 0; i < ra->size; i++)
 	{
-		uint8		type = ra->typecodes[i];
+		uint8		type = ra->typecodes[i],
+					after;
 
-		if (type == ARRAY_CONTAINER_TYPE_CODE)
+		if (type == SHARED_CONTAINER_TYPE_CODE)
 		{
-			const array_container_t *c = (const array_container_t *) ra->containers[i];
-			int32		k,
-						runs = 1;
-
-			/* runs pay when 2 + 4 runs < 2 card */
-			for (k = 1; k < c->cardinality && 4 * runs <= 2 * c->cardinality + 4; k++)
-				runs += c->array[k] != (uint16) (c->array[k - 1] + 1);
-			if (4 * runs <= 2 * c->cardinality + 4)
-				return true;
+			/* copy-on-write containers are never made here; CRoaring unshares them */
+			roaring_bitmap_run_optimize(bm);
+			return;
 		}
-		else if (type == BITSET_CONTAINER_TYPE_CODE)
-		{
-			const uint64 *w = ((const bitset_container_t *) ra->containers[i])->array;
-			uint64		carry = 0;
-			int			k,
-						runs = 0;
-
-			/* runs pay when 2 + 4 runs < 8192: count run starts up to 2100 */
-			for (k = 0; k < BITSET_BYTES / 8 && runs < 2100; k++)
-			{
-				runs += pg_popcount64(w[k] & ~((w[k] << 1) | carry));
-				carry = w[k] >> 63;
-			}
-			if (runs < 2100)
-				return true;
-		}
-		else
-			return true;		/* run (or shared) containers: let CRoaring decide */
+		if (!ContainerMayShrinkByRuns(type, ra->containers[i]))
+			continue;
+		ra->containers[i] = convert_run_optimize(ra->containers[i], type, &after);
+		ra->typecodes[i] = after;
 	}
-	return false;
 }
 
 /* Serialise: run-optimise each bitmap, then write header, directory and blobs. */
@@ -899,8 +919,7 @@ IdSetToData(IdSet *set)
 	sizes = palloc(sizeof(Size) * Max(set->nbuckets, 1));
 	for (i = 0; i < set->nbuckets; i++)
 	{
-		if (MayShrinkByRuns(set->bitmaps[i]))
-			roaring_bitmap_run_optimize(set->bitmaps[i]);
+		RunOptimize(set->bitmaps[i]);
 		roaring_bitmap_shrink_to_fit(set->bitmaps[i]);
 		sizes[i] = roaring_bitmap_portable_size_in_bytes(set->bitmaps[i]);
 		if (roaring_bitmap_is_empty(set->bitmaps[i]))

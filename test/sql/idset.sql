@@ -210,7 +210,7 @@ SELECT count(*) AS pairs,
   FROM shape a, shape b
  WHERE a.name IN ('empty', 'edges', 'sparse bitsets', 'long runs', 'short runs', 'three buckets', 'random 3', 'random 4')
    AND b.name IN ('empty', 'single', 'dense bitsets', 'arrays', 'full chunk', 'three buckets', 'random 4', 'random 9');
--- results are stored in their smallest form, as before (a union of two halves is one run)
+-- runs are kept where they at least halve a container, as before (a union of two halves is one run)
 SELECT pg_column_size(idset_agg(g) | idset_agg(g + 1)) AS one_run_bytes FROM generate_series(0, 200000, 2) g;
 
 -- the on-disk format is unchanged (version 1): a value written by ecrm 0.1.0 (the 145 bytes of its
