@@ -10,8 +10,9 @@
  * an id, each a 32-bit bitmap (see idset.h for the layout).
  *
  * Reads that need one answer (cardinality, membership, min, max, text
- * output) work on the serialised bytes without building bitmaps; set
- * algebra deserialises, computes with CRoaring and serialises again.
+ * output, the sizes of an intersection, union or difference) work on the
+ * serialised bytes without building bitmaps; set algebra deserialises,
+ * computes with CRoaring in the left operand's bitmaps and serialises again.
  * Binary input is untrusted: every byte of every bitmap is checked here
  * before CRoaring sees it, then the bitmaps are rebuilt by CRoaring so that
  * only sets CRoaring wrote are ever stored.
@@ -833,6 +834,94 @@ IdSetFromData(const IdSetData *data)
 }
 
 /*
+ * Bitset loops count bits of 1024 words at a time.  PostgreSQL's
+ * pg_popcount64 is an indirect call per word on x86-64 (it picks the POPCNT
+ * instruction at run time); here the whole loop is compiled for POPCNT and
+ * picked once per call when the CPU has it.
+ */
+#define BITSET_WORDS (BITSET_BYTES / 8)
+
+/* Little-endian bitset word k at p (unaligned: stored bytes). */
+static inline uint64
+LoadWord(const uint8 *p, int k)
+{
+	uint64		w;
+
+	memcpy(&w, p + 8 * k, sizeof(w));
+#ifdef WORDS_BIGENDIAN
+	w = pg_bswap64(w);
+#endif
+	return w;
+}
+
+/* Body of the loops, for each popcount. */
+#define AND_COUNT_BODY(POPCOUNT) \
+	uint64		n = 0; \
+	int			k; \
+	for (k = 0; k < BITSET_WORDS; k++) \
+		n += POPCOUNT(LoadWord(a, k) & LoadWord(b, k)); \
+	return n
+#define RUN_STARTS_BODY(POPCOUNT) \
+	uint64		carry = 0; \
+	int			k, \
+				runs = 0; \
+	for (k = 0; k < BITSET_WORDS && runs < limit; k++) \
+	{ \
+		runs += POPCOUNT(w[k] & ~((w[k] << 1) | carry)); \
+		carry = w[k] >> 63; \
+	} \
+	return runs
+
+static uint64
+AndCountGeneric(const uint8 *a, const uint8 *b)
+{
+	AND_COUNT_BODY(pg_popcount64);
+}
+
+static int
+RunStartsGeneric(const uint64 *w, int limit)
+{
+	RUN_STARTS_BODY(pg_popcount64);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_POPCNT_TARGET 1
+static __attribute__((target("popcnt"))) uint64
+AndCountPopcnt(const uint8 *a, const uint8 *b)
+{
+	AND_COUNT_BODY(__builtin_popcountll);
+}
+
+static __attribute__((target("popcnt"))) int
+RunStartsPopcnt(const uint64 *w, int limit)
+{
+	RUN_STARTS_BODY(__builtin_popcountll);
+}
+#endif
+
+/* |a & b| of two stored bitset containers. */
+static uint64
+BitsetAndCount(const uint8 *a, const uint8 *b)
+{
+#ifdef HAVE_POPCNT_TARGET
+	if (__builtin_cpu_supports("popcnt"))
+		return AndCountPopcnt(a, b);
+#endif
+	return AndCountGeneric(a, b);
+}
+
+/* Runs of a bitset container, counted up to limit. */
+static int
+BitsetRunStarts(const uint64 *w, int limit)
+{
+#ifdef HAVE_POPCNT_TARGET
+	if (__builtin_cpu_supports("popcnt"))
+		return RunStartsPopcnt(w, limit);
+#endif
+	return RunStartsGeneric(w, limit);
+}
+
+/*
  * Could runs make this container (of type type) worth converting?  Runs are
  * counted, as CRoaring's run_optimize does for every container, but the
  * count stops as soon as runs cannot pay off, early for the usual array and
@@ -858,18 +947,8 @@ ContainerMayShrinkByRuns(uint8 type, const void *container)
 	}
 	if (type == BITSET_CONTAINER_TYPE_CODE)
 	{
-		const uint64 *w = ((const bitset_container_t *) container)->array;
-		uint64		carry = 0;
-		int			k,
-					runs = 0;
-
-		/* runs halve the bitset when 2 + 4 runs <= 4096: count run starts */
-		for (k = 0; k < BITSET_BYTES / 8 && runs < 1024; k++)
-		{
-			runs += pg_popcount64(w[k] & ~((w[k] << 1) | carry));
-			carry = w[k] >> 63;
-		}
-		return runs < 1024;
+		/* runs halve the bitset when 2 + 4 runs <= 4096 */
+		return BitsetRunStarts(((const bitset_container_t *) container)->array, 1024) < 1024;
 	}
 	return true;				/* a run container: CRoaring picks its smallest form */
 }
@@ -879,6 +958,8 @@ ContainerMayShrinkByRuns(uint8 type, const void *container)
  * own conversion (convert_run_optimize, which keeps a container when runs
  * are not smaller): the choice per container depends on its ids only, and
  * the containers that cannot shrink are not converted nor counted in full.
+ * convert_run_optimize is what roaring_bitmap_run_optimize calls for each
+ * container; CRoaring 0.2.66 declares it in roaring/containers/convert.h.
  */
 static void
 RunOptimize(roaring_bitmap_t *bm)
@@ -1897,19 +1978,6 @@ typedef struct ContainerRef
 	uint32		nruns;			/* runs (run) */
 } ContainerRef;
 
-/* Bitset word k (little-endian on disk, unaligned). */
-static inline uint64
-BitsetWord(const uint8 *c, int k)
-{
-	uint64		w;
-
-	memcpy(&w, c + 8 * k, sizeof(w));
-#ifdef WORDS_BIGENDIAN
-	w = pg_bswap64(w);
-#endif
-	return w;
-}
-
 /* Ids of a bitset within lo..hi (inclusive). */
 static uint32
 BitsetRangeCount(const uint8 *c, uint32 lo, uint32 hi)
@@ -1922,11 +1990,11 @@ BitsetRangeCount(const uint8 *c, uint32 lo, uint32 hi)
 	uint32		n = 0;
 
 	if (first == last)
-		return pg_popcount64(BitsetWord(c, first) & lomask & himask);
-	n = pg_popcount64(BitsetWord(c, first) & lomask);
+		return pg_popcount64(LoadWord(c, first) & lomask & himask);
+	n = pg_popcount64(LoadWord(c, first) & lomask);
 	for (k = first + 1; k < last; k++)
-		n += pg_popcount64(BitsetWord(c, k));
-	return n + pg_popcount64(BitsetWord(c, last) & himask);
+		n += pg_popcount64(LoadWord(c, k));
+	return n + pg_popcount64(LoadWord(c, last) & himask);
 }
 
 #define RUN_START(r, k)	((uint32) GetU16((r)->c + 2 + 4 * (k)))
@@ -1950,10 +2018,7 @@ ContainerAndCardinality(const ContainerRef *x, const ContainerRef *y)
 	}
 	if (x->isbitset && y->isbitset)
 	{
-		int			k;
-
-		for (k = 0; k < BITSET_BYTES / 8; k++)
-			n += pg_popcount64(BitsetWord(x->c, k) & BitsetWord(y->c, k));
+		n = (uint32) BitsetAndCount(x->c, y->c);
 	}
 	else if (x->isbitset && y->isrun)
 	{

@@ -14,6 +14,7 @@
 \pset footer off
 SET search_path = public, ecrm;
 SET max_parallel_workers_per_gather = 0;
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_src, bench_idset, bench_rb, bench_member;
 CREATE TABLE bench_src AS
 SELECT 'sparse1' AS k, g FROM generate_series(0, 9999999) g WHERE hashint8extended(g, 1) & 1023 < 103
