@@ -5,7 +5,9 @@
 # size of two 1M-id sets, sparse and dense, and of two 1.6M-id periodic sets (which pglz compresses 80x),
 # each stored with its type's DEFAULT storage (idset: external since 0.1.x; roaringbitmap: external), timed
 # interleaved in the same run (test/bench/idset_vs_roaring.sql). Without pg_roaringbitmap only the plain-SQL
-# comparisons run. The load average is printed before and after: quote figures with it.
+# comparisons run. Then the periodic pair once more with idset stored compressed (STORAGE EXTENDED, 0.1.0's
+# default), to show what a decompression pass costs. The load average is printed before and after: quote
+# figures with it.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$ECRM_TOP"

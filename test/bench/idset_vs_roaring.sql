@@ -109,6 +109,18 @@ SELECT r.* FROM op, pair,
        LATERAL pg_temp.pairbench(op.what, pair.name, format(op.idset_q, pair.name || '1', pair.name || '2'),
                                  format(op.rb_q, pair.name || '1', pair.name || '2'), :rounds) r
  ORDER BY op.n, pair.n;
+-- the same sets stored compressed, as 0.1.0's default storage (extended) did: every read decompresses
+CREATE TABLE bench_idset_compressed (k text PRIMARY KEY, ids idset);
+ALTER TABLE bench_idset_compressed ALTER COLUMN ids SET STORAGE EXTENDED;
+INSERT INTO bench_idset_compressed SELECT k, ids FROM bench_idset WHERE k LIKE 'periodic%';
+SELECT k AS set, pg_column_size(ids) AS compressed_bytes FROM bench_idset_compressed ORDER BY k;
+\echo '== the same, idset stored compressed (STORAGE EXTENDED, the default of 0.1.0)'
+SELECT r.* FROM op,
+       LATERAL pg_temp.pairbench(op.what, 'periodic, idset compressed',
+                                 replace(format(op.idset_q, 'periodic1', 'periodic2'), 'bench_idset', 'bench_idset_compressed'),
+                                 format(op.rb_q, 'periodic1', 'periodic2'), :rounds) r
+ ORDER BY op.n;
+DROP TABLE bench_idset_compressed;
 \endif
 \echo '== idset against plain SQL on a membership table (k, id) with its primary key (peer = UNION, EXCEPT, INTERSECT, JOIN + count)'
 SELECT r.operation, r.sets, r.idset_ms, r.idset_p25_p75, r.peer_ms AS plain_sql_ms, r.peer_p25_p75 AS plain_sql_p25_p75,
