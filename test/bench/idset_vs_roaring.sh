@@ -28,6 +28,7 @@ if [ -f "$PRB_SRC" ]; then
                ecrm_sudo make -s -C "$prb/pg_roaringbitmap" install PG_CONFIG="$(ecrm_sys_bindir)/pg_config"
            fi >>"$prb/build.log" 2>&1; then
         have_rb=1
+        rm -rf "$prb"
     else
         ecrm_log "pg_roaringbitmap did not build (see $prb/build.log): plain-SQL comparisons only"
     fi
