@@ -10,8 +10,9 @@
  * an id, each a 32-bit bitmap (see idset.h for the layout).
  *
  * Reads that need one answer (cardinality, membership, min, max, text
- * output) work on the serialised bytes without building bitmaps; set
- * algebra deserialises, computes with CRoaring and serialises again.
+ * output, the sizes of an intersection, union or difference) work on the
+ * serialised bytes without building bitmaps; set algebra deserialises,
+ * computes with CRoaring in the left operand's bitmaps and serialises again.
  * Binary input is untrusted: every byte of every bitmap is checked here
  * before CRoaring sees it, then the bitmaps are rebuilt by CRoaring so that
  * only sets CRoaring wrote are ever stored.
@@ -30,6 +31,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
+#include "port/pg_bswap.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -831,6 +833,158 @@ IdSetFromData(const IdSetData *data)
 	return IdSetFromBytes(VARDATA(data), VARSIZE(data) - VARHDRSZ, false);
 }
 
+/*
+ * Bitset loops count bits of 1024 words at a time.  PostgreSQL's
+ * pg_popcount64 is an indirect call per word on x86-64 (it picks the POPCNT
+ * instruction at run time); here the whole loop is compiled for POPCNT and
+ * picked once per call when the CPU has it.
+ */
+#define BITSET_WORDS (BITSET_BYTES / 8)
+
+/* Little-endian bitset word k at p (unaligned: stored bytes). */
+static inline uint64
+LoadWord(const uint8 *p, int k)
+{
+	uint64		w;
+
+	memcpy(&w, p + 8 * k, sizeof(w));
+#ifdef WORDS_BIGENDIAN
+	w = pg_bswap64(w);
+#endif
+	return w;
+}
+
+/* Body of the loops, for each popcount. */
+#define AND_COUNT_BODY(POPCOUNT) \
+	uint64		n = 0; \
+	int			k; \
+	for (k = 0; k < BITSET_WORDS; k++) \
+		n += POPCOUNT(LoadWord(a, k) & LoadWord(b, k)); \
+	return n
+#define RUN_STARTS_BODY(POPCOUNT) \
+	uint64		carry = 0; \
+	int			k, \
+				runs = 0; \
+	for (k = 0; k < BITSET_WORDS && runs < limit; k++) \
+	{ \
+		runs += POPCOUNT(w[k] & ~((w[k] << 1) | carry)); \
+		carry = w[k] >> 63; \
+	} \
+	return runs
+
+static uint64
+AndCountGeneric(const uint8 *a, const uint8 *b)
+{
+	AND_COUNT_BODY(pg_popcount64);
+}
+
+static int
+RunStartsGeneric(const uint64 *w, int limit)
+{
+	RUN_STARTS_BODY(pg_popcount64);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_POPCNT_TARGET 1
+static __attribute__((target("popcnt"))) uint64
+AndCountPopcnt(const uint8 *a, const uint8 *b)
+{
+	AND_COUNT_BODY(__builtin_popcountll);
+}
+
+static __attribute__((target("popcnt"))) int
+RunStartsPopcnt(const uint64 *w, int limit)
+{
+	RUN_STARTS_BODY(__builtin_popcountll);
+}
+#endif
+
+/* |a & b| of two stored bitset containers. */
+static uint64
+BitsetAndCount(const uint8 *a, const uint8 *b)
+{
+#ifdef HAVE_POPCNT_TARGET
+	if (__builtin_cpu_supports("popcnt"))
+		return AndCountPopcnt(a, b);
+#endif
+	return AndCountGeneric(a, b);
+}
+
+/* Runs of a bitset container, counted up to limit. */
+static int
+BitsetRunStarts(const uint64 *w, int limit)
+{
+#ifdef HAVE_POPCNT_TARGET
+	if (__builtin_cpu_supports("popcnt"))
+		return RunStartsPopcnt(w, limit);
+#endif
+	return RunStartsGeneric(w, limit);
+}
+
+/*
+ * Could runs make this container (of type type) worth converting?  Runs are
+ * counted, as CRoaring's run_optimize does for every container, but the
+ * count stops as soon as runs cannot pay off, early for the usual array and
+ * bitset containers of customer ids.  An array (or a run container) says yes
+ * whenever runs may be smaller; a bitset only when runs take at most half of
+ * its 8 kB (fewer than 1024 runs: ranges, a union of two halves), not for the
+ * last few percent of a 97%-dense bitset, whose conversion by CRoaring 0.2.66
+ * costs several times the union that made it.
+ */
+static bool
+ContainerMayShrinkByRuns(uint8 type, const void *container)
+{
+	if (type == ARRAY_CONTAINER_TYPE_CODE)
+	{
+		const array_container_t *c = (const array_container_t *) container;
+		int32		k,
+					runs = 1;
+
+		/* runs pay when 2 + 4 runs < 2 card */
+		for (k = 1; k < c->cardinality && 4 * runs <= 2 * c->cardinality + 4; k++)
+			runs += c->array[k] != (uint16) (c->array[k - 1] + 1);
+		return 4 * runs <= 2 * c->cardinality + 4;
+	}
+	if (type == BITSET_CONTAINER_TYPE_CODE)
+	{
+		/* runs halve the bitset when 2 + 4 runs <= 4096 */
+		return BitsetRunStarts(((const bitset_container_t *) container)->array, 1024) < 1024;
+	}
+	return true;				/* a run container: CRoaring picks its smallest form */
+}
+
+/*
+ * Run-optimise the containers that may shrink, one by one with CRoaring's
+ * own conversion (convert_run_optimize, which keeps a container when runs
+ * are not smaller): the choice per container depends on its ids only, and
+ * the containers that cannot shrink are not converted nor counted in full.
+ * convert_run_optimize is what roaring_bitmap_run_optimize calls for each
+ * container; CRoaring 0.2.66 declares it in roaring/containers/convert.h.
+ */
+static void
+RunOptimize(roaring_bitmap_t *bm)
+{
+	roaring_array_t *ra = &bm->high_low_container;
+	int			i;
+
+	for (i = 0; i < ra->size; i++)
+	{
+		uint8		type = ra->typecodes[i],
+					after;
+
+		if (type == SHARED_CONTAINER_TYPE_CODE)
+		{
+			/* copy-on-write containers are never made here; CRoaring unshares them */
+			roaring_bitmap_run_optimize(bm);
+			return;
+		}
+		if (!ContainerMayShrinkByRuns(type, ra->containers[i]))
+			continue;
+		ra->containers[i] = convert_run_optimize(ra->containers[i], type, &after);
+		ra->typecodes[i] = after;
+	}
+}
+
 /* Serialise: run-optimise each bitmap, then write header, directory and blobs. */
 IdSetData *
 IdSetToData(IdSet *set)
@@ -846,7 +1000,7 @@ IdSetToData(IdSet *set)
 	sizes = palloc(sizeof(Size) * Max(set->nbuckets, 1));
 	for (i = 0; i < set->nbuckets; i++)
 	{
-		roaring_bitmap_run_optimize(set->bitmaps[i]);
+		RunOptimize(set->bitmaps[i]);
 		roaring_bitmap_shrink_to_fit(set->bitmaps[i]);
 		sizes[i] = roaring_bitmap_portable_size_in_bytes(set->bitmaps[i]);
 		if (roaring_bitmap_is_empty(set->bitmaps[i]))
@@ -1026,24 +1180,28 @@ IdSetAndInPlace(IdSet *a, const IdSet *b)
 	}
 }
 
-/* |a & b| without building it. */
-static uint64
-IdSetAndCardinality(const IdSet *a, const IdSet *b)
+/* a - b, in a's bitmaps. */
+static void
+IdSetAndNotInPlace(IdSet *a, const IdSet *b)
 {
-	uint64		n = 0;
-	int			i = 0,
-				j = 0;
+	int			i = 0;
 
-	while (i < a->nbuckets && j < b->nbuckets)
+	while (i < a->nbuckets)
 	{
-		if (a->highs[i] == b->highs[j])
-			n += roaring_bitmap_and_cardinality(a->bitmaps[i++], b->bitmaps[j++]);
-		else if (a->highs[i] < b->highs[j])
-			i++;
-		else
-			j++;
+		int			pos = FindBucket(b, a->highs[i]);
+
+		CHECK_FOR_INTERRUPTS();
+		if (pos >= 0)
+		{
+			roaring_bitmap_andnot_inplace(a->bitmaps[i], b->bitmaps[pos]);
+			if (roaring_bitmap_is_empty(a->bitmaps[i]))
+			{
+				RemoveBucket(a, i);
+				continue;
+			}
+		}
+		i++;
 	}
-	return n;
 }
 
 static bool
@@ -1801,16 +1959,252 @@ ecrm_idset_max(PG_FUNCTION_ARGS)
 }
 
 /* ----------------------------------------------------------------
+ * Intersection size on the stored bytes
+ *
+ * |a & b| needs no bitmap built: the containers of both sets are read where
+ * they lie in the detoasted values and counted pairwise (as
+ * pg_roaringbitmap's buffer reader does), instead of copying both sets into
+ * CRoaring's memory first.  The bytes are ours (written by IdSetToData, or
+ * validated by recv before they were stored), so only bounds are checked,
+ * as the other readers of stored bytes do.  Tested against the cardinality
+ * of the built intersection (test/sql/idset.sql).
+ * ---------------------------------------------------------------- */
+typedef struct ContainerRef
+{
+	const uint8 *c;				/* the container's bytes */
+	bool		isrun;
+	bool		isbitset;
+	uint32		card;			/* ids (array, bitset) */
+	uint32		nruns;			/* runs (run) */
+} ContainerRef;
+
+/* Ids of a bitset within lo..hi (inclusive). */
+static uint32
+BitsetRangeCount(const uint8 *c, uint32 lo, uint32 hi)
+{
+	int			k,
+				first = lo / 64,
+				last = hi / 64;
+	uint64		lomask = ~UINT64CONST(0) << (lo % 64);
+	uint64		himask = ~UINT64CONST(0) >> (63 - hi % 64);
+	uint32		n = 0;
+
+	if (first == last)
+		return pg_popcount64(LoadWord(c, first) & lomask & himask);
+	n = pg_popcount64(LoadWord(c, first) & lomask);
+	for (k = first + 1; k < last; k++)
+		n += pg_popcount64(LoadWord(c, k));
+	return n + pg_popcount64(LoadWord(c, last) & himask);
+}
+
+#define RUN_START(r, k)	((uint32) GetU16((r)->c + 2 + 4 * (k)))
+#define RUN_END(r, k)	(RUN_START(r, k) + GetU16((r)->c + 4 + 4 * (k)))
+
+/* |x & y| of two containers with the same key. */
+static uint32
+ContainerAndCardinality(const ContainerRef *x, const ContainerRef *y)
+{
+	uint32		n = 0,
+				i = 0,
+				j = 0;
+
+	/* order the pair: bitset < array < run */
+	if ((x->isrun && !y->isrun) || (!x->isbitset && !x->isrun && y->isbitset))
+	{
+		const ContainerRef *t = x;
+
+		x = y;
+		y = t;
+	}
+	if (x->isbitset && y->isbitset)
+	{
+		n = (uint32) BitsetAndCount(x->c, y->c);
+	}
+	else if (x->isbitset && y->isrun)
+	{
+		for (j = 0; j < y->nruns; j++)
+			n += BitsetRangeCount(x->c, RUN_START(y, j), Min(RUN_END(y, j), 65535));
+	}
+	else if (x->isbitset)
+	{
+		for (j = 0; j < y->card; j++)
+		{
+			uint16		v = GetU16(y->c + 2 * j);
+
+			n += (x->c[v / 8] >> (v % 8)) & 1;
+		}
+	}
+	else if (!x->isrun && !y->isrun)
+	{
+		while (i < x->card && j < y->card)
+		{
+			uint16		u = GetU16(x->c + 2 * i),
+						v = GetU16(y->c + 2 * j);
+
+			n += u == v;
+			i += u <= v;
+			j += v <= u;
+		}
+	}
+	else if (!x->isrun)
+	{
+		/* array and runs: walk both */
+		while (i < x->card && j < y->nruns)
+		{
+			uint32		v = GetU16(x->c + 2 * i);
+
+			if (v > RUN_END(y, j))
+				j++;
+			else
+			{
+				n += v >= RUN_START(y, j);
+				i++;
+			}
+		}
+	}
+	else
+	{
+		/* runs and runs: add up the overlaps */
+		while (i < x->nruns && j < y->nruns)
+		{
+			uint32		lo = Max(RUN_START(x, i), RUN_START(y, j));
+			uint32		xe = RUN_END(x, i),
+						ye = RUN_END(y, j);
+
+			if (lo <= Min(xe, ye))
+				n += Min(xe, ye) - lo + 1;
+			i += xe <= ye;
+			j += ye <= xe;
+		}
+	}
+	return n;
+}
+
+static void
+ContainerAt(const BlobView *v, uint32 i, ContainerRef *r)
+{
+	Size		pos = BlobContainerPos(v, i);
+
+	if (pos > v->len || BlobContainerBytes(v, i, pos) == 0)
+		ReportCorrupt("A bitmap container runs past the end of its bucket.");
+	r->c = v->buf + pos;
+	r->isrun = BV_ISRUN(v, i);
+	r->card = BV_CARD(v, i);
+	r->isbitset = !r->isrun && r->card > ARRAY_MAX_CARD;
+	r->nruns = r->isrun ? GetU16(r->c) : 0;
+}
+
+/* |a & b| of two portable bitmaps. */
+static uint64
+BlobAndCardinality(const uint8 *a, Size alen, const uint8 *b, Size blen)
+{
+	BlobView	va,
+				vb;
+	uint32		i = 0,
+				j = 0;
+	uint64		n = 0;
+
+	if (!BlobParse(a, alen, &va) || !BlobParse(b, blen, &vb))
+		ReportCorrupt("A bitmap header does not fit in its bucket.");
+	while (i < va.size && j < vb.size)
+	{
+		uint16		ka = BV_KEY(&va, i),
+					kb = BV_KEY(&vb, j);
+
+		if (ka == kb)
+		{
+			ContainerRef x,
+						y;
+
+			ContainerAt(&va, i++, &x);
+			ContainerAt(&vb, j++, &y);
+			n += ContainerAndCardinality(&x, &y);
+		}
+		else if (ka < kb)
+			i++;
+		else
+			j++;
+	}
+	return n;
+}
+
+/* Number of ids of a stored set, from its header. */
+static uint64
+DataCardinality(const IdSetData *data)
+{
+	IdSetView	v;
+
+	ViewFromData(data, &v);
+	return v.cardinality;
+}
+
+/* |a & b| of two stored sets. */
+static uint64
+DataAndCardinality(const IdSetData *da, const IdSetData *db)
+{
+	IdSetView	va,
+				vb;
+	uint32		i = 0,
+				j = 0;
+	Size		pa,
+				pb;
+	uint64		n = 0;
+
+	ViewFromData(da, &va);
+	ViewFromData(db, &vb);
+	pa = va.blobs;
+	pb = vb.blobs;
+	while (i < va.nbuckets && j < vb.nbuckets)
+	{
+		uint32		ha = ViewHigh(&va, i),
+					hb = ViewHigh(&vb, j);
+		Size		la = GetU32(va.dir + IDSET_DIR_ENTRY * i + 4),
+					lb = GetU32(vb.dir + IDSET_DIR_ENTRY * j + 4);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ha <= hb)
+		{
+			if (ha == hb)
+				n += BlobAndCardinality(va.base + pa, la, vb.base + pb, lb);
+			pa += la;
+			i++;
+		}
+		if (hb <= ha)
+		{
+			pb += lb;
+			j++;
+		}
+	}
+	return n;
+}
+
+/* ----------------------------------------------------------------
  * Set algebra and comparisons
  * ---------------------------------------------------------------- */
+/* The result is computed in the left operand's bitmaps: no third set is built. */
 static Datum
 Binary(FunctionCallInfo fcinfo, IdSetOp op)
 {
 	IdSet	   *a = IdSetFromData(PG_GETARG_IDSETDATA(0));
 	IdSet	   *b = IdSetFromData(PG_GETARG_IDSETDATA(1));
-	IdSet	   *r = IdSetBinary(a, b, op);
+	IdSet	   *r = a;
 
-	IdSetFree(a);
+	switch (op)
+	{
+		case OP_OR:
+			IdSetOrInPlace(a, b);
+			break;
+		case OP_AND:
+			IdSetAndInPlace(a, b);
+			break;
+		case OP_ANDNOT:
+			IdSetAndNotInPlace(a, b);
+			break;
+		case OP_XOR:
+			r = IdSetBinary(a, b, op);
+			IdSetFree(a);
+			break;
+	}
 	IdSetFree(b);
 	return IdSetReturn(r);
 }
@@ -1856,17 +2250,16 @@ typedef enum CardOp
 	CARD_JACCARD
 } CardOp;
 
+/* |a|, |b| from the headers and |a & b| from the bytes: no set is built. */
 static void
 BinaryCardinality(FunctionCallInfo fcinfo, uint64 *na, uint64 *nb, uint64 *nand)
 {
-	IdSet	   *a = IdSetFromData(PG_GETARG_IDSETDATA(0));
-	IdSet	   *b = IdSetFromData(PG_GETARG_IDSETDATA(1));
+	IdSetData  *da = PG_GETARG_IDSETDATA(0);
+	IdSetData  *db = PG_GETARG_IDSETDATA(1);
 
-	*na = IdSetCardinality(a);
-	*nb = IdSetCardinality(b);
-	*nand = IdSetAndCardinality(a, b);
-	IdSetFree(a);
-	IdSetFree(b);
+	*na = DataCardinality(da);
+	*nb = DataCardinality(db);
+	*nand = DataAndCardinality(da, db);
 }
 
 static Datum
@@ -2314,16 +2707,6 @@ DataOfArray(ArrayType *arr, int *count)
 	return data;
 }
 
-/* Number of ids of a stored set, from its header. */
-static uint64
-DataCardinality(const IdSetData *data)
-{
-	IdSetView	v;
-
-	ViewFromData(data, &v);
-	return v.cardinality;
-}
-
 static int
 CompareCardinality(const void *a, const void *b)
 {
@@ -2383,14 +2766,7 @@ ecrm_idset_intersection_cardinality(PG_FUNCTION_ARGS)
 	if (n == 0)
 		PG_RETURN_NULL();
 	if (n == 2)
-	{
-		IdSet	   *a = IdSetFromData(data[0]);
-		IdSet	   *b = IdSetFromData(data[1]);
-
-		card = IdSetAndCardinality(a, b);
-		IdSetFree(a);
-		IdSetFree(b);
-	}
+		card = DataAndCardinality(data[0], data[1]);
 	else
 	{
 		r = IntersectMany(data, n);

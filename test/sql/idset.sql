@@ -153,12 +153,78 @@ $$;
 SELECT k, (SELECT count(*) FROM generate_series(0, 9999999, 3) g WHERE st.s @> g::bigint)
           = idset_and_cardinality(s, (SELECT idset_agg(g) FROM generate_series(0, 9999999, 3) g)) AS many_tests_right
   FROM idset_stored st ORDER BY k;
--- a value stored compressed (default storage) is read whole
+-- a value stored compressed (STORAGE EXTENDED, the type's default in 0.1.0) is read whole
 CREATE TABLE idset_compressed (s idset);
+ALTER TABLE idset_compressed ALTER COLUMN s SET STORAGE EXTENDED;
 INSERT INTO idset_compressed SELECT idset_agg(g) FROM generate_series(0, 2999999, 3) g;
 SELECT pg_column_compression(s) IS NOT NULL AS compressed, s @> 300000::bigint AS has, s @> 300001::bigint AS has_not,
        idset_min(s), idset_max(s) FROM idset_compressed;
 DROP TABLE idset_stored, idset_compressed;
+-- by default a set is never compressed: stored out of line as it is, read without a decompression pass
+SELECT typstorage FROM pg_type WHERE oid = 'idset'::regtype;
+CREATE TABLE idset_default_storage (s idset);
+INSERT INTO idset_default_storage SELECT idset_agg(g) FROM generate_series(0, 2999999, 3) g;
+SELECT pg_column_compression(s) IS NULL AS not_compressed, pg_column_size(s) > 100000 AS stored_whole,
+       idset_and_cardinality(s, s) = 1000000 AS reads FROM idset_default_storage;
+DROP TABLE idset_default_storage;
+
+-- fast paths against the simple ones, on sets of every container shape (empty, one id, arrays, bitsets
+-- sparse and dense, runs long and short, full chunks, several 2^32 buckets, the extreme ids) and on
+-- generated sets of random density, range and offset, paired every way: the intersection size read from
+-- the stored bytes (idset_and_cardinality and the sizes built on it) equals the size of the built set, and
+-- union, difference and intersection, now computed in the left operand's bitmaps, equal plain SQL on the ids
+CREATE TEMP TABLE shape (name text, s idset);
+INSERT INTO shape VALUES
+  ('empty', '{}'), ('single', '{70000}'), ('single high', '{4294967296}'),
+  ('edges', '{0,65535,65536,131071,4294967295,4294967296,9223372036854775807}'),
+  ('arrays', (SELECT idset_agg(g) FROM generate_series(0, 300000, 97) g)),
+  ('sparse bitsets', (SELECT idset_agg(g) FROM generate_series(0, 300000) g WHERE hashint8(g) & 7 = 0)),
+  ('dense bitsets', (SELECT idset_agg(g) FROM generate_series(0, 300000) g WHERE hashint8(g) & 7 <> 0)),
+  ('long runs', idset_range(1000, 140000) | idset_range(150000, 150010) | idset_range(200000, 265535)),
+  ('short runs', (SELECT idset_agg(g) FROM generate_series(0, 300000) g WHERE g % 100 < 30)),
+  ('full chunk', idset_range(65536, 131071)),
+  ('three buckets', (SELECT idset_agg(g + 4294967296 * (g % 3)) FROM generate_series(0, 300000, 5) g)
+                    | idset_range(8589934592 + 10, 8589934592 + 90000));
+INSERT INTO shape
+SELECT 'random ' || i,
+       (SELECT idset_agg(o + g) FROM generate_series(0, r) g WHERE hashint8extended(g, i) & 1023 < d)
+       | CASE WHEN i % 3 = 0 THEN idset_range(o + r / 3, o + r / 3 + i * 997) ELSE '{}' END
+  FROM generate_series(1, 12) i,
+       LATERAL (SELECT (hashint4(i) & 1023) AS d, 1000 + (hashint4(i + 100) & 262143) AS r,
+                       CASE WHEN i % 4 = 0 THEN 4294967296 - 70000 ELSE (hashint4(i + 200) & 65535) END AS o) p;
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE idset_and_cardinality(a.s, b.s) = idset_cardinality(a.s & b.s)) AS and_size_right,
+       count(*) FILTER (WHERE idset_intersection_cardinality(a.s, b.s) = idset_cardinality(a.s & b.s)) AS two_way_right,
+       count(*) FILTER (WHERE idset_or_cardinality(a.s, b.s) = idset_cardinality(a.s | b.s)) AS or_size_right,
+       count(*) FILTER (WHERE idset_andnot_cardinality(a.s, b.s) = idset_cardinality(a.s - b.s)) AS andnot_size_right,
+       count(*) FILTER (WHERE idset_xor_cardinality(a.s, b.s) = idset_cardinality(a.s # b.s)) AS xor_size_right,
+       count(*) FILTER (WHERE idset_jaccard(a.s, b.s) IS NOT DISTINCT FROM
+                              idset_cardinality(a.s & b.s)::float8 / nullif(idset_cardinality(a.s | b.s), 0)) AS jaccard_right,
+       count(*) FILTER (WHERE a.s & b.s = idset_intersection(a.s, b.s) AND a.s | b.s = idset_union(a.s, b.s)) AS variadic_right
+  FROM shape a, shape b;
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE idset_cardinality(a.s & b.s) = (SELECT count(*) FROM (SELECT idset_unnest(a.s) INTERSECT SELECT idset_unnest(b.s)) x)
+                          AND a.s & b.s = idset(ARRAY(SELECT idset_unnest(a.s) INTERSECT SELECT idset_unnest(b.s)))) AS and_right,
+       count(*) FILTER (WHERE a.s | b.s = idset(ARRAY(SELECT idset_unnest(a.s) UNION SELECT idset_unnest(b.s)))) AS or_right,
+       count(*) FILTER (WHERE a.s - b.s = idset(ARRAY(SELECT idset_unnest(a.s) EXCEPT SELECT idset_unnest(b.s)))) AS andnot_right
+  FROM shape a, shape b
+ WHERE a.name IN ('empty', 'edges', 'sparse bitsets', 'long runs', 'short runs', 'three buckets', 'random 3', 'random 4')
+   AND b.name IN ('empty', 'single', 'dense bitsets', 'arrays', 'full chunk', 'three buckets', 'random 4', 'random 9');
+-- runs are kept where they at least halve a container, as before (a union of two halves is one run)
+SELECT pg_column_size(idset_agg(g) | idset_agg(g + 1)) AS one_run_bytes FROM generate_series(0, 200000, 2) g;
+
+-- the on-disk format is unchanged (version 1): a value written by ecrm 0.1.0 (the 145 bytes of its
+-- idset_to_bytea for this set) reads, and this version writes the bytes 0.1.0 wrote for sets of every
+-- container kind (md5 of 0.1.0's output)
+SELECT idset('\x01000000030000007e1101000000000000000000450000000100000012000000ffffff7f120000003b3003000700000800010090ee0200e022ffff000025000000330000003d0000004300000003000000020005000400ffff000002000000000070118fee01000000e022ffff3a30000001000000000000001000000000003a30000001000000ffff000010000000ffff'::bytea) AS old_value;
+SELECT idset_and_cardinality(idset('\x01000000030000007e1101000000000000000000450000000100000012000000ffffff7f120000003b3003000700000800010090ee0200e022ffff000025000000330000003d0000004300000003000000020005000400ffff000002000000000070118fee01000000e022ffff3a30000001000000000000001000000000003a30000001000000ffff000010000000ffff'::bytea),
+                             '{0-8,65535-70001,4294967296}') AS old_value_and_size;
+SELECT (SELECT md5(idset_to_bytea(idset_agg(g))) FROM generate_series(0, 200000, 3) g) = '6a52e4d119db02106c43b12b218b25ee' AS bitsets_same,
+       (SELECT md5(idset_to_bytea(idset_agg(g))) FROM generate_series(0, 9999999) g WHERE hashint8extended(g, 1) & 1023 < 103)
+         = 'f172269c7ebec3f902adc41af1d29e61' AS sparse_1m_same,
+       md5(idset_to_bytea(idset_range(5, 3000000) | idset_range(4294967290, 4294967400))) = '196c6606ba30e7bb00d819157cf3588e' AS runs_two_buckets_same,
+       (SELECT md5(idset_to_bytea(idset_agg(g) | idset_agg(g + 1))) FROM generate_series(0, 200000, 2) g) = 'b7ce274651f715c6349770485e9497bf' AS union_to_run_same,
+       (SELECT md5(idset_to_bytea(idset_agg(g) & idset_agg(g + 1))) FROM generate_series(0, 200000, 2) g) = '076933ff9904d1110d896e2c525e39e5' AS empty_and_same;
 
 -- memory: CRoaring allocates outside PostgreSQL, so a set bounds its own size (ecrm.idset_max_memory)
 SHOW ecrm.idset_max_memory;
