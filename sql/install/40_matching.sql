@@ -1366,7 +1366,9 @@ BEGIN
 END
 $$;
 
--- Validate the ids of a merge; returns them distinct and sorted, the survivor included.
+-- Validate the ids of a merge; returns the live customers they stand for (a merged id follows its merge
+-- chain, as everywhere in the API), distinct and sorted, the survivor included.  One id only when they
+-- all stand for one customer already (a concurrent merge may have joined them).
 CREATE FUNCTION ecrm._check_merge_ids(customer_ids bigint[], survivor bigint) RETURNS bigint[]
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS
 $$
@@ -1393,16 +1395,12 @@ BEGIN
                LEFT JOIN ecrm.customer_profile p ON p.customer_id = u.id ORDER BY u.id LOOP
         IF r.status IS NULL THEN
             RAISE EXCEPTION 'customer % does not exist', r.id USING ERRCODE = 'foreign_key_violation';
-        ELSIF r.status = 'merged' THEN
-            RAISE EXCEPTION 'customer % has already been merged into customer %', r.id, r.merged_into
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = format('Merge its survivor, customer %s, instead.', ecrm.resolve_customer(r.id));
         ELSIF r.status = 'erased' THEN
             RAISE EXCEPTION 'customer % has been erased', r.id USING ERRCODE = 'invalid_parameter_value',
                 DETAIL = 'Erased profiles cannot be merged.';
         END IF;
     END LOOP;
-    RETURN ids;
+    RETURN ARRAY(SELECT DISTINCT ecrm.resolve_customer(u) FROM unnest(ids) u ORDER BY 1);
 END
 $$;
 
@@ -1452,6 +1450,12 @@ BEGIN
     INSERT INTO ecrm.merge_image (merge_id, customer_id, relid, from_customer, action, row_data)
     SELECT m.merge_id, m.survivor, 'ecrm.customer_profile', p.customer_id, 'profile', to_jsonb(p)
       FROM pg_temp._ecrm_merge_map m JOIN ecrm.customer_profile p ON p.customer_id = m.customer_id;
+
+    -- provenance: an identity keeps the profile that brought it, so an unmerge gives it back even when
+    -- a later merge or a write on that profile's behalf moved it (see ecrm.identity.member_id)
+    UPDATE ecrm.identity i SET member_id = i.customer_id
+      FROM pg_temp._ecrm_merge_map m
+     WHERE i.customer_id = m.customer_id AND m.customer_id <> m.survivor AND i.member_id IS NULL;
 
     -- every customer-keyed table, as registered
     FOR t IN SELECT c.relid, c.key_column, c.on_merge FROM ecrm.customer_table c
@@ -1554,6 +1558,12 @@ DECLARE
 BEGIN
     PERFORM ecrm._check_merge_isolation();
     ids := ecrm._check_merge_ids(customer_ids, survivor);
+    sv := ecrm.resolve_customer(sv);
+    IF cardinality(ids) = 1 THEN
+        RAISE NOTICE 'customers % are one customer already: %', array_to_string(customer_ids, ', '), ids[1]
+            USING DETAIL = 'They were merged before (see ecrm.merge_history); nothing was merged.';
+        RETURN NULL;
+    END IF;
     PERFORM ecrm._survivorship(survivorship);
     IF reason IS NOT NULL AND length(reason) > 1000 THEN
         RAISE EXCEPTION 'reason is too long (% characters, at most 1000)', length(reason) USING ERRCODE = 'string_data_right_truncation';
@@ -1605,6 +1615,11 @@ DECLARE
     g   jsonb;
     cur jsonb;
 BEGIN
+    IF cardinality(ids) = 1 THEN
+        RAISE EXCEPTION 'customers % are one customer already: %', array_to_string(customer_ids, ', '), ids[1]
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'They were merged before (see ecrm.merge_history).';
+    END IF;
+    sv := ecrm.resolve_customer(sv);
     IF sv IS NULL THEN
         SELECT p.customer_id INTO sv FROM ecrm.customer_profile p WHERE p.customer_id = ANY (ids)
          ORDER BY p.created_at, p.customer_id LIMIT 1;
@@ -1652,6 +1667,63 @@ END
 $$;
 COMMENT ON FUNCTION ecrm.merge_preview(bigint[], bigint, jsonb) IS
     'Dry run of ecrm.merge_customers(): the survivor, every field of the golden record with the profile it comes from and the rule (and the value it replaces), the rows of each customer-keyed table that would be re-pointed or deleted, and the consents that would be withdrawn. Writes nothing';
+
+-- A write for a merged profile (ecrm.upsert_customer found the customer by that profile's identity, or was given
+-- its id) changed the golden record on that profile's behalf.  Record it where an unmerge reads it: in the
+-- profile's own before-image in the merge that absorbed it, in the survivor's image of every later merge of that
+-- survivor (whose side now includes it), and in the golden values of those merges, so that an unmerge gives the
+-- field back to the profile it came from and the survivor recomputes it from its remaining members.  Walks the
+-- merge chain up to the live customer.  SECURITY DEFINER: it writes the merge ledger, which agents may not; it
+-- accepts only a profile that is merged into the live customer and the profile fields of ecrm.upsert_customer.
+CREATE FUNCTION ecrm._record_for_member(live bigint, member bigint, fields jsonb, attributes jsonb) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    node   bigint := member;
+    parent bigint;
+    mid    bigint;
+    f      jsonb := coalesce(fields, '{}');
+    bad    text;
+BEGIN
+    SELECT k INTO bad FROM jsonb_object_keys(f) k
+     WHERE k NOT IN ('first_name', 'last_name', 'email', 'phone', 'birth_date', 'company', 'job_title', 'street', 'city',
+                     'postal_code', 'region', 'country', 'language', 'owner', 'lifecycle_stage') LIMIT 1;
+    IF bad IS NOT NULL OR jsonb_typeof(f) <> 'object' OR jsonb_typeof(coalesce(attributes, '{}')) <> 'object' THEN
+        RAISE EXCEPTION 'invalid profile fields for customer %: "%"', member, left(coalesce(bad, f::text), 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Only the profile fields of ecrm.upsert_customer are recorded.';
+    END IF;
+    PERFORM jsonb_populate_record(NULL::ecrm.customer_profile, f);
+    PERFORM FROM ecrm.customer_profile p WHERE p.customer_id = live AND p.status = 'active' FOR NO KEY UPDATE;
+    IF NOT FOUND OR ecrm.resolve_customer(member) IS DISTINCT FROM live THEN
+        RAISE EXCEPTION 'customer % is not merged into customer %', member, live
+            USING ERRCODE = 'serialization_failure', DETAIL = 'A concurrent merge, unmerge or erasure changed them.',
+                  HINT = 'Retry the call.';
+    END IF;
+    LOOP
+        SELECT p.merged_into INTO parent FROM ecrm.customer_profile p WHERE p.customer_id = node AND p.status = 'merged';
+        EXIT WHEN parent IS NULL;
+        SELECT max(e.merge_id) INTO mid FROM ecrm.merge_event e
+         WHERE e.survivor_id = parent AND node = ANY (e.merged_ids) AND e.unmerged_at IS NULL;
+        EXIT WHEN mid IS NULL;
+        UPDATE ecrm.merge_image i
+           SET row_data = i.row_data || f
+                          || CASE WHEN attributes IS NULL THEN '{}'::jsonb
+                                  ELSE jsonb_build_object('attributes', jsonb_strip_nulls(coalesce(i.row_data -> 'attributes', '{}') || attributes)) END
+          FROM ecrm.merge_event e
+         WHERE e.survivor_id = parent AND e.merge_id >= mid AND e.unmerged_at IS NULL
+           AND i.merge_id = e.merge_id AND i.action = 'profile'
+           AND i.from_customer = CASE WHEN e.merge_id = mid THEN node ELSE parent END;
+        UPDATE ecrm.merge_event e
+           SET golden = e.golden || f
+                        || CASE WHEN attributes IS NULL OR parent <> live THEN '{}'::jsonb
+                                ELSE (SELECT jsonb_build_object('attributes', p.attributes) FROM ecrm.customer_profile p
+                                       WHERE p.customer_id = live) END
+         WHERE e.survivor_id = parent AND e.merge_id >= mid AND e.unmerged_at IS NULL;
+        node := parent;
+        parent := NULL;
+    END LOOP;
+END
+$$;
 
 -- Rows added to the survivor after a merge that hang (by a foreign key) on a row that an unmerge gave back
 -- to a restored profile follow that row: a ticket event of a ticket that went back goes back too.
@@ -1707,6 +1779,14 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
     END LOOP;
+    -- unmerge() looked for later merges before these locks: one committed since would be undone with this one
+    IF EXISTS (SELECT FROM ecrm.merge_event e
+                WHERE e.merge_id > ev.merge_id AND e.unmerged_at IS NULL
+                  AND (e.survivor_id = ev.survivor_id OR ev.survivor_id = ANY (e.merged_ids))) THEN
+        RAISE EXCEPTION 'customer % was merged again by a concurrent transaction', ev.survivor_id
+            USING ERRCODE = 'serialization_failure', DETAIL = format('Merge %s was not undone.', ev.merge_id),
+                  HINT = 'Retry the unmerge (with cascade => true to undo the later merge too).';
+    END IF;
 
     -- rows the merge created go
     FOR t IN SELECT DISTINCT i.relid FROM ecrm.merge_image i WHERE i.merge_id = ev.merge_id AND i.action = 'created' LOOP
@@ -1786,6 +1866,10 @@ BEGIN
            jsonb_populate_record(NULL::ecrm.customer_profile, ev.golden) g
      WHERE i.merge_id = ev.merge_id AND i.action = 'profile' AND i.from_customer = ev.survivor_id
        AND p.customer_id = ev.survivor_id;
+    -- identities attached since on behalf of a restored profile (or of one merged into it) go back with it
+    UPDATE ecrm.identity i SET customer_id = ecrm.resolve_customer(i.member_id)
+     WHERE i.customer_id = ev.survivor_id AND i.member_id <> ev.survivor_id
+       AND ecrm.resolve_customer(i.member_id) = ANY (ev.merged_ids);
     -- the stage moves of this restore are not history: the merge's own move went above
     DELETE FROM ecrm.lifecycle_change l
      WHERE l.change_id > lc_before AND (l.customer_id = ev.survivor_id OR l.customer_id = ANY (ev.merged_ids));
@@ -1810,16 +1894,23 @@ CREATE FUNCTION ecrm.unmerge(merge_id bigint, cascade boolean DEFAULT false) RET
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
-    ev       ecrm.merge_event;
-    later    bigint;
-    restored bigint[] := '{}';
+    ev         ecrm.merge_event;
+    later      bigint;
+    restored   bigint[] := '{}';
+    was_active boolean;
 BEGIN
     PERFORM ecrm._check_merge_isolation();
     IF unmerge.merge_id IS NULL THEN
         RAISE EXCEPTION 'merge_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     LOOP
+        SELECT e.unmerged_at IS NULL INTO was_active FROM ecrm.merge_event e WHERE e.merge_id = unmerge.merge_id;
         SELECT * INTO ev FROM ecrm.merge_event e WHERE e.merge_id = unmerge.merge_id FOR UPDATE;
+        IF was_active AND ev.unmerged_at IS NOT NULL THEN
+            RAISE EXCEPTION 'merge % was undone by a concurrent transaction', ev.merge_id
+                USING ERRCODE = 'serialization_failure', DETAIL = 'Another unmerge committed while this one waited.',
+                      HINT = 'Retry: the merge history shows it undone now.';
+        END IF;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'merge % does not exist', unmerge.merge_id USING ERRCODE = 'no_data_found',
                 HINT = 'See ecrm.merge_history; the history of an erased customer is gone with it.';
@@ -2013,7 +2104,7 @@ BEGIN
     SELECT p.customer_id INTO survivor FROM ecrm.customer_profile p WHERE p.customer_id IN (id, best)
      ORDER BY p.created_at, p.customer_id LIMIT 1;
     PERFORM ecrm._merge_one(ARRAY[id, best], survivor, NULL, 'real-time resolution', 'realtime', best_p);
-    RETURN survivor;
+    RETURN ecrm.resolve_customer(survivor);
 END
 $$;
 COMMENT ON FUNCTION ecrm.resolve_duplicates(bigint) IS
@@ -2329,6 +2420,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm.match_candidates(bigint, integer), ecrm.find_matches(jsonb, integer), ecrm.resolve_duplicates(bigint),
     ecrm.merge_customers(bigint[], bigint, jsonb, text), ecrm.merge_preview(bigint[], bigint, jsonb),
     ecrm.unmerge(bigint, boolean), ecrm.decide_match(bigint, text, bigint), ecrm.explain_gamma(text, smallint[]),
+    ecrm._record_for_member(bigint, bigint, jsonb, jsonb),
     ecrm.model_weights(text),
     -- internal helpers the functions above call as the invoking role
     ecrm._model(text), ecrm._check_max_candidates(integer), ecrm._check_between(bigint, bigint, bigint, text), ecrm._score_probe(ecrm.match_model, jsonb, bigint, integer),
