@@ -1870,6 +1870,8 @@ BEGIN
     UPDATE ecrm.identity i SET customer_id = ecrm.resolve_customer(i.member_id)
      WHERE i.customer_id = ev.survivor_id AND i.member_id <> ev.survivor_id
        AND ecrm.resolve_customer(i.member_id) = ANY (ev.merged_ids);
+    -- an identity back on the profile that brought it needs no provenance: as before the merge
+    UPDATE ecrm.identity i SET member_id = NULL WHERE i.customer_id = ANY (ev.merged_ids) AND i.member_id = i.customer_id;
     -- the stage moves of this restore are not history: the merge's own move went above
     DELETE FROM ecrm.lifecycle_change l
      WHERE l.change_id > lc_before AND (l.customer_id = ev.survivor_id OR l.customer_id = ANY (ev.merged_ids));
