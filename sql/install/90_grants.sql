@@ -24,9 +24,22 @@ GRANT INSERT (customer_id, channel, category, subject, body, priority, status, t
       UPDATE (channel, category, subject, body, priority, status, team, assignee, language, first_response_at,
               resolved_at, first_response_due_at, sla_due_at)
    ON ecrm.ticket TO ecrm_agent;
-GRANT INSERT ON ecrm.interaction, ecrm.orders, ecrm.order_line, ecrm.ticket_event, ecrm.consent_event,
-                ecrm.lifecycle_change, ecrm.campaign_event
-   TO ecrm_agent;
+-- The append-only tables: every column but the generated id (an explicit id would take the sequence's next values).
+DO $ins$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ecrm.interaction', 'ecrm.orders', 'ecrm.order_line', 'ecrm.ticket_event', 'ecrm.consent_event',
+                             'ecrm.lifecycle_change', 'ecrm.campaign_event'] LOOP
+        EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO ecrm_agent',
+                                  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                                     FROM pg_catalog.pg_attribute a
+                                    WHERE a.attrelid = t::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = ''
+                                      AND a.attgenerated = ''),
+                                  t);
+    END LOOP;
+END
+$ins$;
 GRANT SELECT ON ecrm.customers, ecrm.customer_360, ecrm.customer_timeline, ecrm.leads, ecrm.ticket_queue,
                 ecrm.consents, ecrm.campaign_performance, ecrm.kpi_daily
    TO ecrm_agent;
