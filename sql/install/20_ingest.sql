@@ -255,22 +255,22 @@ BEGIN
         target := ecrm._live_customer(behalf);
     END IF;
     -- the customers the identities point to, and the profiles that brought them (provenance)
-    SELECT array_agg(DISTINCT x.live), array_agg(DISTINCT x.member), array_agg(x.k), array_agg(x.live)
+    SELECT array_agg(DISTINCT x.live), array_agg(x.member ORDER BY x.o), array_agg(x.k), array_agg(x.live)
       INTO matches, members, found_keys, found_live
       FROM (SELECT ecrm.resolve_customer(i.customer_id) AS live, coalesce(i.member_id, i.customer_id) AS member,
-                   concat_ws(' ', i.kind, i.namespace, i.value) AS k
-              FROM jsonb_array_elements(idents) e
-              JOIN ecrm.identity i ON i.kind = (e ->> 'kind')::ecrm.identity_kind
-                                  AND i.namespace = e ->> 'namespace' AND i.value = e ->> 'value') x;
+                   concat_ws(' ', i.kind, i.namespace, i.value) AS k, e.o
+              FROM jsonb_array_elements(idents) WITH ORDINALITY e(v, o)
+              JOIN ecrm.identity i ON i.kind = (e.v ->> 'kind')::ecrm.identity_kind
+                                  AND i.namespace = e.v ->> 'namespace' AND i.value = e.v ->> 'value') x;
     IF target IS NULL AND cardinality(matches) > 1 THEN
         RAISE EXCEPTION 'the identities given belong to different customers: %', array_to_string(matches, ', ')
             USING ERRCODE = 'unique_violation',
                   HINT = 'Merge those customers first, or leave out the identities that point elsewhere.';
     END IF;
     target := coalesce(target, matches[1]);
-    -- On whose behalf is this written?  The profile named, else the one profile that brought the identities
+    -- On whose behalf is this written?  The profile named, else the profile that brought the first identity
     -- found; under a merge that may be a merged profile, whose record an unmerge must give back with this input.
-    behalf := coalesce(behalf, CASE WHEN cardinality(members) = 1 THEN members[1] END, target);
+    behalf := coalesce(behalf, members[1], target);
     IF behalf <> target AND ecrm.resolve_customer(behalf) IS DISTINCT FROM target THEN
         behalf := target;
     END IF;
@@ -312,8 +312,8 @@ BEGIN
                 USING ERRCODE = 'serialization_failure',
                       DETAIL = 'The customer was found by its identities a moment before.', HINT = 'Retry the call.';
         END IF;
-        IF behalf <> target THEN
-            -- the fields given, for the merged profile's own record (ecrm._record_for_member)
+        IF behalf <> target OR EXISTS (SELECT FROM ecrm.merge_event e WHERE e.survivor_id = target AND e.unmerged_at IS NULL) THEN
+            -- the fields given, for the own record of the profile written for (ecrm._record_for_member)
             SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}') INTO chg
               FROM jsonb_each(jsonb_build_object(
                        'first_name', ecrm._json_text(doc, 'first_name', 200), 'last_name', ecrm._json_text(doc, 'last_name', 200),

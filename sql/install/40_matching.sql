@@ -1668,13 +1668,13 @@ $$;
 COMMENT ON FUNCTION ecrm.merge_preview(bigint[], bigint, jsonb) IS
     'Dry run of ecrm.merge_customers(): the survivor, every field of the golden record with the profile it comes from and the rule (and the value it replaces), the rows of each customer-keyed table that would be re-pointed or deleted, and the consents that would be withdrawn. Writes nothing';
 
--- A write for a merged profile (ecrm.upsert_customer found the customer by that profile's identity, or was given
--- its id) changed the golden record on that profile's behalf.  Record it where an unmerge reads it: in the
--- profile's own before-image in the merge that absorbed it, in the survivor's image of every later merge of that
--- survivor (whose side now includes it), and in the golden values of those merges, so that an unmerge gives the
--- field back to the profile it came from and the survivor recomputes it from its remaining members.  Walks the
--- merge chain up to the live customer.  SECURITY DEFINER: it writes the merge ledger, which agents may not; it
--- accepts only a profile that is merged into the live customer and the profile fields of ecrm.upsert_customer.
+-- A write for one profile of a merged customer (ecrm.upsert_customer found it by that profile's identity, was
+-- given its id, or wrote for the survivor itself) changed the golden record on that profile's behalf.  Record it
+-- where an unmerge reads it: in that profile's own before-images (its image in the merge that absorbed it, and the
+-- survivor's image of every merge it survived since), likewise up the merge chain for each survivor whose side now
+-- includes it, and in the golden values of those merges.  An unmerge then gives every field back to the profile
+-- whose input it was, and the survivor recomputes it from its remaining members.  SECURITY DEFINER: it writes the
+-- merge ledger, which agents may not; it accepts only a profile of the live customer and the fields of upsert_customer.
 CREATE FUNCTION ecrm._record_for_member(live bigint, member bigint, fields jsonb, attributes jsonb) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
@@ -1682,24 +1682,44 @@ DECLARE
     node   bigint := member;
     parent bigint;
     mid    bigint;
+    since  bigint := 0;
     f      jsonb := coalesce(fields, '{}');
     bad    text;
+    attrs  jsonb;
 BEGIN
+    IF jsonb_typeof(f) <> 'object' OR jsonb_typeof(coalesce(attributes, '{}')) <> 'object' THEN
+        RAISE EXCEPTION 'fields and attributes must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     SELECT k INTO bad FROM jsonb_object_keys(f) k
      WHERE k NOT IN ('first_name', 'last_name', 'email', 'phone', 'birth_date', 'company', 'job_title', 'street', 'city',
                      'postal_code', 'region', 'country', 'language', 'owner', 'lifecycle_stage') LIMIT 1;
-    IF bad IS NOT NULL OR jsonb_typeof(f) <> 'object' OR jsonb_typeof(coalesce(attributes, '{}')) <> 'object' THEN
-        RAISE EXCEPTION 'invalid profile fields for customer %: "%"', member, left(coalesce(bad, f::text), 100)
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid profile field "%"', left(bad, 100)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Only the profile fields of ecrm.upsert_customer are recorded.';
     END IF;
     PERFORM jsonb_populate_record(NULL::ecrm.customer_profile, f);
-    PERFORM FROM ecrm.customer_profile p WHERE p.customer_id = live AND p.status = 'active' FOR NO KEY UPDATE;
+    SELECT jsonb_build_object('attributes', p.attributes) INTO attrs
+      FROM ecrm.customer_profile p WHERE p.customer_id = live AND p.status = 'active' FOR NO KEY UPDATE;
     IF NOT FOUND OR ecrm.resolve_customer(member) IS DISTINCT FROM live THEN
-        RAISE EXCEPTION 'customer % is not merged into customer %', member, live
+        RAISE EXCEPTION 'customer % is not one of customer %''s profiles', member, live
             USING ERRCODE = 'serialization_failure', DETAIL = 'A concurrent merge, unmerge or erasure changed them.',
                   HINT = 'Retry the call.';
     END IF;
+    IF attributes IS NULL THEN
+        attrs := '{}';
+    END IF;
     LOOP
+        -- the node's own side of every merge it survived (since the one that brought the write up here)
+        UPDATE ecrm.merge_image i
+           SET row_data = i.row_data || f
+                          || CASE WHEN attributes IS NULL THEN '{}'::jsonb
+                                  ELSE jsonb_build_object('attributes', jsonb_strip_nulls(coalesce(i.row_data -> 'attributes', '{}') || attributes)) END
+          FROM ecrm.merge_event e
+         WHERE e.survivor_id = node AND e.merge_id > since AND e.unmerged_at IS NULL
+           AND i.merge_id = e.merge_id AND i.action = 'profile' AND i.from_customer = node;
+        UPDATE ecrm.merge_event e SET golden = e.golden || f || CASE WHEN node = live THEN attrs ELSE '{}' END
+         WHERE e.survivor_id = node AND e.merge_id > since AND e.unmerged_at IS NULL;
+        -- then the merge that absorbed the node, one level up
         SELECT p.merged_into INTO parent FROM ecrm.customer_profile p WHERE p.customer_id = node AND p.status = 'merged';
         EXIT WHEN parent IS NULL;
         SELECT max(e.merge_id) INTO mid FROM ecrm.merge_event e
@@ -1709,16 +1729,10 @@ BEGIN
            SET row_data = i.row_data || f
                           || CASE WHEN attributes IS NULL THEN '{}'::jsonb
                                   ELSE jsonb_build_object('attributes', jsonb_strip_nulls(coalesce(i.row_data -> 'attributes', '{}') || attributes)) END
-          FROM ecrm.merge_event e
-         WHERE e.survivor_id = parent AND e.merge_id >= mid AND e.unmerged_at IS NULL
-           AND i.merge_id = e.merge_id AND i.action = 'profile'
-           AND i.from_customer = CASE WHEN e.merge_id = mid THEN node ELSE parent END;
-        UPDATE ecrm.merge_event e
-           SET golden = e.golden || f
-                        || CASE WHEN attributes IS NULL OR parent <> live THEN '{}'::jsonb
-                                ELSE (SELECT jsonb_build_object('attributes', p.attributes) FROM ecrm.customer_profile p
-                                       WHERE p.customer_id = live) END
-         WHERE e.survivor_id = parent AND e.merge_id >= mid AND e.unmerged_at IS NULL;
+         WHERE i.merge_id = mid AND i.action = 'profile' AND i.from_customer = node;
+        UPDATE ecrm.merge_event e SET golden = e.golden || f || CASE WHEN parent = live THEN attrs ELSE '{}' END
+         WHERE e.merge_id = mid;
+        since := mid;
         node := parent;
         parent := NULL;
     END LOOP;
