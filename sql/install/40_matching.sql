@@ -1546,6 +1546,26 @@ BEGIN
 END
 $$;
 
+-- Lock the profiles of a merge in id order (two merges never wait on each other in a cycle); a profile merged
+-- or erased by a concurrent transaction since its id was resolved is a serialization failure.
+CREATE FUNCTION ecrm._lock_merge_profiles(ids bigint[]) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
+$$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT p.customer_id, p.status, p.merged_into FROM ecrm.customer_profile p
+              WHERE p.customer_id = ANY (ids) ORDER BY p.customer_id FOR UPDATE OF p LOOP
+        IF r.status <> 'active' THEN
+            RAISE EXCEPTION 'customer % was % by a concurrent transaction', r.customer_id,
+                            CASE WHEN r.status = 'merged' THEN format('merged into customer %s', r.merged_into) ELSE 'erased' END
+                USING ERRCODE = 'serialization_failure',
+                      HINT = 'Retry with the ids as they are now (ecrm.resolve_customer).';
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- One merge: record the event, map it, apply it. Returns the merge id.
 CREATE FUNCTION ecrm._merge_one(customer_ids bigint[], survivor bigint, survivorship jsonb, reason text,
                                 source text, probability double precision) RETURNS bigint
@@ -1572,6 +1592,9 @@ BEGIN
         SELECT p.customer_id INTO sv FROM ecrm.customer_profile p WHERE p.customer_id = ANY (ids)
          ORDER BY p.created_at, p.customer_id LIMIT 1;
     END IF;
+    -- Lock the profiles before the merge gets its id: a later merge of any of them waits for this one to
+    -- commit and so gets a higher id (unmerge undoes merges of a customer in id order).
+    PERFORM ecrm._lock_merge_profiles(ids);
     INSERT INTO ecrm.merge_event AS e (customer_id, survivor_id, merged_ids, source, reason, probability)
     VALUES (sv, sv, array_remove(ids, sv), source, reason, probability)
     RETURNING e.merge_id INTO mid;
@@ -1781,9 +1804,20 @@ DECLARE
     n         bigint;
     skipped   bigint := 0;
 BEGIN
+    PERFORM FROM ecrm.customer_profile p
+      WHERE p.customer_id = ev.survivor_id OR p.customer_id = ANY (ev.merged_ids)
+      ORDER BY p.customer_id FOR UPDATE OF p;
+    -- unmerge() looked for later merges before these locks: one committed since would be undone with this one
+    IF EXISTS (SELECT FROM ecrm.merge_event e
+                WHERE e.merge_id > ev.merge_id AND e.unmerged_at IS NULL
+                  AND (e.survivor_id = ev.survivor_id OR ev.survivor_id = ANY (e.merged_ids))) THEN
+        RAISE EXCEPTION 'customer % was merged again by a concurrent transaction', ev.survivor_id
+            USING ERRCODE = 'serialization_failure', DETAIL = format('Merge %s was not undone.', ev.merge_id),
+                  HINT = 'Retry the unmerge (with cascade => true to undo the later merge too).';
+    END IF;
     FOR r IN SELECT p.customer_id, p.status, p.merged_into FROM ecrm.customer_profile p
               WHERE p.customer_id = ev.survivor_id OR p.customer_id = ANY (ev.merged_ids)
-              ORDER BY p.customer_id FOR UPDATE OF p LOOP
+              ORDER BY p.customer_id LOOP
         IF r.customer_id = ev.survivor_id AND r.status <> 'active' THEN
             RAISE EXCEPTION 'merge % cannot be undone: its survivor, customer %, is %', ev.merge_id, r.customer_id, r.status
                 USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -1793,14 +1827,6 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state';
         END IF;
     END LOOP;
-    -- unmerge() looked for later merges before these locks: one committed since would be undone with this one
-    IF EXISTS (SELECT FROM ecrm.merge_event e
-                WHERE e.merge_id > ev.merge_id AND e.unmerged_at IS NULL
-                  AND (e.survivor_id = ev.survivor_id OR ev.survivor_id = ANY (e.merged_ids))) THEN
-        RAISE EXCEPTION 'customer % was merged again by a concurrent transaction', ev.survivor_id
-            USING ERRCODE = 'serialization_failure', DETAIL = format('Merge %s was not undone.', ev.merge_id),
-                  HINT = 'Retry the unmerge (with cascade => true to undo the later merge too).';
-    END IF;
 
     -- rows the merge created go
     FOR t IN SELECT DISTINCT i.relid FROM ecrm.merge_image i WHERE i.merge_id = ev.merge_id AND i.action = 'created' LOOP
@@ -1945,6 +1971,9 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = format('Undo merge %s first, or call ecrm.unmerge(%s, cascade => true).', later, ev.merge_id);
         END IF;
+        -- lock it first: if a concurrent unmerge undid it meanwhile, look again
+        PERFORM FROM ecrm.merge_event e WHERE e.merge_id = later AND e.unmerged_at IS NULL FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
         restored := restored || ecrm.unmerge(later, true);
     END LOOP;
     BEGIN
@@ -2226,6 +2255,10 @@ BEGIN
     END IF;
     PERFORM ecrm._drop_temp('{_ecrm_merge_map}');
     CREATE TEMP TABLE _ecrm_merge_map (merge_id bigint, survivor bigint, customer_id bigint) ON COMMIT DROP;
+    -- lock before the merges get their ids (see _merge_one); profiles merged or erased meanwhile are left out below
+    PERFORM FROM ecrm.customer_profile p
+      WHERE p.customer_id IN (SELECT d.customer_id FROM ecrm.dedupe_cluster d WHERE d.run_id = run.run_id)
+      ORDER BY p.customer_id FOR UPDATE OF p;
     -- each cluster's profiles that are still active; the oldest survives
     WITH c AS (SELECT d.cluster_id, array_agg(p.customer_id ORDER BY p.created_at, p.customer_id) AS ids
                  FROM ecrm.dedupe_cluster d JOIN ecrm.customer_profile p ON p.customer_id = d.customer_id
