@@ -313,20 +313,15 @@ BEGIN
                       DETAIL = 'The customer was found by its identities a moment before.', HINT = 'Retry the call.';
         END IF;
         IF behalf <> target OR EXISTS (SELECT FROM ecrm.merge_event e WHERE e.survivor_id = target AND e.unmerged_at IS NULL) THEN
-            -- the fields given, for the own record of the profile written for (ecrm._record_for_member)
-            SELECT coalesce(jsonb_object_agg(f.key, f.value), '{}') INTO chg
-              FROM jsonb_each(jsonb_build_object(
-                       'first_name', ecrm._json_text(doc, 'first_name', 200), 'last_name', ecrm._json_text(doc, 'last_name', 200),
-                       'email', v_email, 'phone', v_phone_n, 'birth_date', v_birth,
-                       'company', ecrm._json_text(doc, 'company', 200), 'job_title', ecrm._json_text(doc, 'job_title', 200),
-                       'street', ecrm._json_text(doc, 'street', 500), 'city', ecrm._json_text(doc, 'city', 200),
-                       'postal_code', ecrm._json_text(doc, 'postal_code', 200), 'region', ecrm._json_text(doc, 'region', 200),
-                       'country', v_country, 'language', v_language, 'owner', ecrm._json_text(doc, 'owner', 200))) f
-             WHERE doc ? f.key;
-            IF v_stage IS NOT NULL THEN
-                chg := chg || jsonb_build_object('lifecycle_stage', v_stage);
+            -- the fields given (as just written), for the own record of the profile written for
+            SELECT coalesce(jsonb_object_agg(f, r.j -> f), '{}') INTO chg
+              FROM (SELECT to_jsonb(c) AS j FROM ecrm.customer_profile c WHERE c.customer_id = target) r,
+                   unnest(ARRAY['first_name', 'last_name', 'email', 'phone', 'birth_date', 'company', 'job_title', 'street',
+                                'city', 'postal_code', 'region', 'country', 'language', 'owner', 'lifecycle_stage']) f
+             WHERE doc ? f AND (f <> 'lifecycle_stage' OR v_stage IS NOT NULL);
+            IF chg <> '{}' OR v_attrs IS NOT NULL THEN
+                PERFORM ecrm._record_for_member(target, behalf, chg, v_attrs);
             END IF;
-            PERFORM ecrm._record_for_member(target, behalf, chg, v_attrs);
         END IF;
     END IF;
 
