@@ -1594,7 +1594,12 @@ BEGIN
     END IF;
     -- Lock the profiles before the merge gets its id: a later merge of any of them waits for this one to
     -- commit and so gets a higher id (unmerge undoes merges of a customer in id order).
-    PERFORM ecrm._lock_merge_profiles(ids);
+    BEGIN
+        PERFORM ecrm._lock_merge_profiles(ids);
+    EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+        RAISE EXCEPTION 'merge of customers % conflicted with a concurrent transaction', array_to_string(ids, ', ')
+            USING ERRCODE = SQLSTATE, DETAIL = SQLERRM, HINT = 'Nothing was merged. Retry the merge.';
+    END;
     INSERT INTO ecrm.merge_event AS e (customer_id, survivor_id, merged_ids, source, reason, probability)
     VALUES (sv, sv, array_remove(ids, sv), source, reason, probability)
     RETURNING e.merge_id INTO mid;
@@ -2256,9 +2261,14 @@ BEGIN
     PERFORM ecrm._drop_temp('{_ecrm_merge_map}');
     CREATE TEMP TABLE _ecrm_merge_map (merge_id bigint, survivor bigint, customer_id bigint) ON COMMIT DROP;
     -- lock before the merges get their ids (see _merge_one); profiles merged or erased meanwhile are left out below
-    PERFORM FROM ecrm.customer_profile p
-      WHERE p.customer_id IN (SELECT d.customer_id FROM ecrm.dedupe_cluster d WHERE d.run_id = run.run_id)
-      ORDER BY p.customer_id FOR UPDATE OF p;
+    BEGIN
+        PERFORM FROM ecrm.customer_profile p
+          WHERE p.customer_id IN (SELECT d.customer_id FROM ecrm.dedupe_cluster d WHERE d.run_id = run.run_id)
+          ORDER BY p.customer_id FOR UPDATE OF p;
+    EXCEPTION WHEN deadlock_detected OR lock_not_available THEN
+        RAISE EXCEPTION 'applying dedupe run % conflicted with a concurrent transaction', run.run_id
+            USING ERRCODE = SQLSTATE, DETAIL = SQLERRM, HINT = 'Nothing was merged. Retry.';
+    END;
     -- each cluster's profiles that are still active; the oldest survives
     WITH c AS (SELECT d.cluster_id, array_agg(p.customer_id ORDER BY p.created_at, p.customer_id) AS ids
                  FROM ecrm.dedupe_cluster d JOIN ecrm.customer_profile p ON p.customer_id = d.customer_id
