@@ -57,21 +57,32 @@ BEGIN
 END
 $$;
 
--- Attach one identity to a customer; an identity of another customer is a conflict.
+-- Attach one identity to a customer; an identity of another customer is a conflict.  member_id: the merged
+-- profile on whose behalf it is attached (provenance for unmerge), NULL for the customer itself.  known: the
+-- caller found the identity on this customer a moment ago, so finding it elsewhere now means a concurrent
+-- merge or unmerge moved it: retryable (40001), not a conflict of the input.
 CREATE FUNCTION ecrm._attach_identity(customer_id bigint, kind ecrm.identity_kind, namespace text,
-                                      value text, raw_value text, source text) RETURNS bigint
+                                      value text, raw_value text, source text, member_id bigint DEFAULT NULL,
+                                      known boolean DEFAULT false) RETURNS bigint
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
     owner bigint;
     iid   bigint;
 BEGIN
-    INSERT INTO ecrm.identity AS i (customer_id, kind, namespace, value, raw_value, source)
-    VALUES (_attach_identity.customer_id, kind, coalesce(namespace, ''), value, raw_value, source)
+    INSERT INTO ecrm.identity AS i (customer_id, kind, namespace, value, raw_value, source, member_id)
+    VALUES (_attach_identity.customer_id, kind, coalesce(namespace, ''), value, raw_value, source,
+            nullif(_attach_identity.member_id, _attach_identity.customer_id))
     ON CONFLICT ON CONSTRAINT identity_kind_namespace_value_key
         DO UPDATE SET last_seen_at = now()
     RETURNING i.customer_id, i.identity_id INTO owner, iid;
     IF owner <> _attach_identity.customer_id AND ecrm.resolve_customer(owner) <> _attach_identity.customer_id THEN
+        IF known THEN
+            RAISE EXCEPTION '% "%" was moved to customer % by a concurrent transaction', kind, value, owner
+                USING ERRCODE = 'serialization_failure',
+                      DETAIL = 'A merge or unmerge committed while the customer was being written.',
+                      HINT = 'Retry the call.';
+        END IF;
         RAISE EXCEPTION '% "%" already belongs to customer %', kind, value, owner
             USING ERRCODE = 'unique_violation',
                   HINT = 'Merge the two customers, or leave this identity out.';
@@ -106,7 +117,8 @@ BEGIN
         RAISE EXCEPTION 'field "namespace" is too long (% characters, at most 100)', length(namespace)
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    RETURN ecrm._attach_identity(id, k, namespace, ecrm._identity_value(k, value, 'value'), value, source);
+    RETURN ecrm._attach_identity(id, k, namespace, ecrm._identity_value(k, value, 'value'), value, source,
+                                 add_identity.customer_id);
 END
 $$;
 COMMENT ON FUNCTION ecrm.add_identity(bigint, text, text, text, text) IS
@@ -123,7 +135,13 @@ DECLARE
     doc        jsonb;
     k          text;
     target     bigint;
+    behalf     bigint;
     matches    bigint[];
+    members    bigint[];
+    found_keys text[];
+    found_live bigint[];
+    known_keys text[];
+    chg        jsonb;
     idents     jsonb := '[]';
     elem       jsonb;
     ik         ecrm.identity_kind;
@@ -233,19 +251,30 @@ BEGIN
             RAISE EXCEPTION 'field "customer_id" must be a positive integer, not %', left((doc -> 'customer_id')::text, 40)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        target := ecrm._live_customer((doc ->> 'customer_id')::bigint);
+        behalf := (doc ->> 'customer_id')::bigint;
+        target := ecrm._live_customer(behalf);
     END IF;
-    SELECT array_agg(DISTINCT ecrm.resolve_customer(i.customer_id))
-      INTO matches
-      FROM jsonb_array_elements(idents) e
-      JOIN ecrm.identity i ON i.kind = (e ->> 'kind')::ecrm.identity_kind
-                          AND i.namespace = e ->> 'namespace' AND i.value = e ->> 'value';
+    -- the customers the identities point to, and the profiles that brought them (provenance)
+    SELECT array_agg(DISTINCT x.live), array_agg(x.member ORDER BY x.o), array_agg(x.k), array_agg(x.live)
+      INTO matches, members, found_keys, found_live
+      FROM (SELECT ecrm.resolve_customer(i.customer_id) AS live, coalesce(i.member_id, i.customer_id) AS member,
+                   concat_ws(' ', i.kind, i.namespace, i.value) AS k, e.o
+              FROM jsonb_array_elements(idents) WITH ORDINALITY e(v, o)
+              JOIN ecrm.identity i ON i.kind = (e.v ->> 'kind')::ecrm.identity_kind
+                                  AND i.namespace = e.v ->> 'namespace' AND i.value = e.v ->> 'value') x;
     IF target IS NULL AND cardinality(matches) > 1 THEN
         RAISE EXCEPTION 'the identities given belong to different customers: %', array_to_string(matches, ', ')
             USING ERRCODE = 'unique_violation',
                   HINT = 'Merge those customers first, or leave out the identities that point elsewhere.';
     END IF;
     target := coalesce(target, matches[1]);
+    -- On whose behalf is this written?  The profile named, else the profile that brought the first identity
+    -- found; under a merge that may be a merged profile, whose record an unmerge must give back with this input.
+    behalf := coalesce(behalf, members[1], target);
+    IF behalf <> target AND ecrm.resolve_customer(behalf) IS DISTINCT FROM target THEN
+        behalf := target;
+    END IF;
+    known_keys := ARRAY(SELECT u.k FROM unnest(found_keys, found_live) u(k, l) WHERE u.l = target);
 
     IF target IS NULL THEN
         INSERT INTO ecrm.customer_profile AS c
@@ -277,11 +306,28 @@ BEGIN
             owner       = CASE WHEN doc ? 'owner' THEN ecrm._json_text(doc, 'owner', 200) ELSE c.owner END,
             source      = coalesce(c.source, v_source),
             attributes  = CASE WHEN v_attrs IS NULL THEN c.attributes ELSE jsonb_strip_nulls(c.attributes || v_attrs) END
-        WHERE c.customer_id = target;
+        WHERE c.customer_id = target AND c.status = 'active';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'customer % was merged or erased by a concurrent transaction', target
+                USING ERRCODE = 'serialization_failure',
+                      DETAIL = 'The customer was found by its identities a moment before.', HINT = 'Retry the call.';
+        END IF;
+        IF behalf <> target OR EXISTS (SELECT FROM ecrm.merge_event e WHERE e.survivor_id = target AND e.unmerged_at IS NULL) THEN
+            -- the fields given (as just written), for the own record of the profile written for
+            SELECT coalesce(jsonb_object_agg(f, r.j -> f), '{}') INTO chg
+              FROM (SELECT to_jsonb(c) AS j FROM ecrm.customer_profile c WHERE c.customer_id = target) r,
+                   unnest(ARRAY['first_name', 'last_name', 'email', 'phone', 'birth_date', 'company', 'job_title', 'street',
+                                'city', 'postal_code', 'region', 'country', 'language', 'owner', 'lifecycle_stage']) f
+             WHERE doc ? f AND (f <> 'lifecycle_stage' OR v_stage IS NOT NULL);
+            IF chg <> '{}' OR v_attrs IS NOT NULL THEN
+                PERFORM ecrm._record_for_member(target, behalf, chg, v_attrs);
+            END IF;
+        END IF;
     END IF;
 
     PERFORM ecrm._attach_identity(target, (e ->> 'kind')::ecrm.identity_kind, e ->> 'namespace', e ->> 'value',
-                                  e ->> 'raw', v_source)
+                                  e ->> 'raw', v_source, behalf,
+                                  concat_ws(' ', e ->> 'kind', e ->> 'namespace', e ->> 'value') = ANY (known_keys))
        FROM jsonb_array_elements(idents) e;
     -- real-time identity resolution (40_matching.sql): may merge into an existing profile
     RETURN ecrm.resolve_duplicates(target);

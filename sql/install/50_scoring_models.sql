@@ -1258,7 +1258,7 @@ COMMENT ON COLUMN ecrm.leads.conversion_probability IS 'Probability of convertin
 ------------------------------------------------------------------------------
 -- Agents: read models and scores, explain them; recording an interaction rescores (write lead_score, promote).
 GRANT SELECT ON ecrm.scoring_model, ecrm.score_group, ecrm.scoring_rule, ecrm.lead_score, ecrm.lead_features TO ecrm_agent;
-GRANT INSERT, UPDATE ON ecrm.lead_score TO ecrm_agent;
+GRANT INSERT, UPDATE (score, fit_score, engagement_score, computed_at) ON ecrm.lead_score TO ecrm_agent;
 GRANT EXECUTE ON FUNCTION
     ecrm.decay_weight(timestamptz, timestamptz, interval), ecrm._decayed_sum_trans(double precision, double precision, timestamptz, timestamptz, interval),
     ecrm.logreg_predict(jsonb, double precision[]), ecrm.logreg_contributions(jsonb, double precision[]),

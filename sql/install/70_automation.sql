@@ -2103,7 +2103,8 @@ $dump$;
 GRANT SELECT ON ecrm.message_template, ecrm.automation_rule, ecrm.automation_run, ecrm.campaign_member,
                 ecrm.routing_rule, ecrm.outbox_stats
    TO ecrm_agent;
-GRANT SELECT, UPDATE ON ecrm.outbox TO ecrm_agent;
+GRANT SELECT, UPDATE (status, attempts, available_at, claimed_by, claimed_at, lease_until, done_at, last_error)
+   ON ecrm.outbox TO ecrm_agent;
 GRANT INSERT ON ecrm.outbox TO ecrm_agent;
 GRANT EXECUTE ON FUNCTION
     ecrm.template_fields(text), ecrm.render_template(text, jsonb), ecrm.template_vocabulary(),

@@ -8,10 +8,38 @@ GRANT SELECT ON ecrm.customer_profile, ecrm.identity, ecrm.interaction, ecrm.pro
                 ecrm.kb_article, ecrm.consent_purpose, ecrm.consent_event, ecrm.lifecycle_change,
                 ecrm.sla_policy
    TO ecrm_agent;
-GRANT INSERT, UPDATE ON ecrm.customer_profile, ecrm.identity, ecrm.ticket TO ecrm_agent;
-GRANT INSERT ON ecrm.interaction, ecrm.orders, ecrm.order_line, ecrm.ticket_event, ecrm.consent_event,
-                ecrm.lifecycle_change, ecrm.campaign_event
-   TO ecrm_agent;
+-- Column by column: what the system sets (ids, status and merged_into, which only the merge and erasure
+-- functions change; the customer an identity or a ticket belongs to; timestamps the system keeps) is not
+-- theirs to write, so a write that bypasses the API cannot break the record (test/pgtap/agent_privileges.sql).
+GRANT INSERT (first_name, last_name, email, phone, birth_date, company, job_title, street, city, postal_code, region,
+              country, language, lifecycle_stage, owner, source, attributes, created_at),
+      UPDATE (first_name, last_name, email, phone, birth_date, company, job_title, street, city, postal_code, region,
+              country, language, lifecycle_stage, owner, source, attributes)
+   ON ecrm.customer_profile TO ecrm_agent;
+GRANT INSERT (customer_id, kind, namespace, value, raw_value, source, verified, member_id),
+      UPDATE (raw_value, source, verified, last_seen_at)
+   ON ecrm.identity TO ecrm_agent;
+GRANT INSERT (customer_id, channel, category, subject, body, priority, status, team, assignee, language, opened_at,
+              first_response_at, resolved_at, first_response_due_at, sla_due_at),
+      UPDATE (channel, category, subject, body, priority, status, team, assignee, language, first_response_at,
+              resolved_at, first_response_due_at, sla_due_at)
+   ON ecrm.ticket TO ecrm_agent;
+-- The append-only tables: every column but the generated id (an explicit id would take the sequence's next values).
+DO $ins$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['ecrm.interaction', 'ecrm.orders', 'ecrm.order_line', 'ecrm.ticket_event', 'ecrm.consent_event',
+                             'ecrm.lifecycle_change', 'ecrm.campaign_event'] LOOP
+        EXECUTE pg_catalog.format('GRANT INSERT (%s) ON %s TO ecrm_agent',
+                                  (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                                     FROM pg_catalog.pg_attribute a
+                                    WHERE a.attrelid = t::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = ''
+                                      AND a.attgenerated = ''),
+                                  t);
+    END LOOP;
+END
+$ins$;
 GRANT SELECT ON ecrm.customers, ecrm.customer_360, ecrm.customer_timeline, ecrm.leads, ecrm.ticket_queue,
                 ecrm.consents, ecrm.campaign_performance, ecrm.kpi_daily
    TO ecrm_agent;
@@ -30,7 +58,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm._live_customer(bigint, text), ecrm._enum_label(text, regtype, text), ecrm._json_text(jsonb, text, integer),
     ecrm._check_object(jsonb, text, integer), ecrm._check_time(timestamptz, text), ecrm._country(text, text),
     ecrm._identity_value(ecrm.identity_kind, text, text),
-    ecrm._attach_identity(bigint, ecrm.identity_kind, text, text, text, text),
+    ecrm._attach_identity(bigint, ecrm.identity_kind, text, text, text, text, bigint, boolean),
     ecrm._product_exists(bigint, text), ecrm._campaign_exists(bigint), ecrm._check_kind(text),
     ecrm._touch_updated_at(), ecrm._record_lifecycle_change(), ecrm._restoring(), ecrm._may_restore()
    TO ecrm_agent;
