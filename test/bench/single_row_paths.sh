@@ -7,8 +7,9 @@
 #       WORKTREE as a ref means this checkout's files as they are (tracked changes included, untracked
 #       files not: `git stash create`).
 #
-#   ECRM_BENCH_CUSTOMERS=50000  demo shop size (ecrm.generate_demo_data; 50,000 -> ~50,700 profiles,
-#                               ~81,000 orders, ~610,000 interactions), same seed and as_of in both builds
+#   ECRM_BENCH_CUSTOMERS=20000  demo shop size (ecrm.generate_demo_data; 20,000 -> 20,298 profiles, 32,323
+#                               orders, 244,022 interactions; 50,000 -> 50,700 profiles, 80,275 orders), the same
+#                               seed and as_of in both builds
 #   ECRM_BENCH_SEED=42          demo seed; also the base of pgbench's --random-seed
 #   ECRM_BENCH_ROUNDS=5         rounds per build
 #   ECRM_BENCH_SECONDS=5        pgbench -T of every operation in every round
@@ -17,9 +18,13 @@
 #   ECRM_BENCH_OUT=DIR          where summary.json and rounds.tsv go (default /tmp/ecrm-single-row-paths-<time>)
 #   ECRM_BENCH_PGROOT_PREFIX=P  the private PostgreSQL roots are P-A and P-B (default /tmp/ecrm-bench-pgroot);
 #                               roots the script made are removed at the end
-#   ECRM_PG_OPTIONS             extra server options for both clusters (lib.sh)
-#   The defaults take about 8 minutes on 2 cores: builds 1 min, demo data and training 1-2 min, measuring
-#   6 operations x 2 builds x 5 rounds x 5 s = 5 min.
+#   ECRM_BENCH_CPU=1            also measure the backend's CPU time per call (log_statement_stats); 0 = off
+#   ECRM_BENCH_KEEP=1           keep both clusters and roots afterwards (to look at a difference)
+#   ECRM_PG_OPTIONS             extra server options for both clusters (lib.sh); the script adds autovacuum=off
+#                               (an auto-analyze in one build and not the other changes plans) and analyzes once
+#                               with default_statistics_target = 1000 after loading (the same statistics in both)
+#   The defaults take about 7 minutes on a quiet 2-core machine (builds 1 min, demo data and training 1 min,
+#   measuring 6 operations x 2 builds x 5 rounds x 5 s = 5 min); 10-11 minutes at a load average of 8.
 #
 # What it does: git archive of each ref into a temporary directory, built and installed into its own
 # private PostgreSQL root (lib.sh, ECRM_PGROOT); one throwaway cluster per build, both running; the same demo
@@ -44,18 +49,22 @@
 # Measurement: the operations run one after the other in each round, and each operation runs in build A
 # and in build B back to back, A first in odd rounds and B first in even rounds (ABBA), with the same
 # --random-seed, so the two builds see the same customers and the machine's load hits both alike.  Per
-# round: tps, and p50/p95 latency from pgbench's per-transaction log.  Printed per operation: the median over
-# the rounds and the spread (min-max) for A and B, the ratios B/A of the medians, and the median (min-max) of
-# the per-round paired ratios B/A of p50.  A ratio above 1.10 is flagged; run A against A (or the same code
-# twice) to see the noise floor of the machine at the time.  Load average (/proc/loadavg) is printed at the
-# start and end of the measurement.  Exit status is non-zero when an operation failed in either build.
+# round and build: tps, p50/p95 wall-clock latency from pgbench's per-transaction log, and the backend's CPU
+# time (user + system) per call from log_statement_stats in the server log (on in both builds, so its small
+# cost is in both).  On a shared machine wall-clock latency mostly measures the wait for a core; CPU per call
+# is what a change to the code changes, and it is the figure the verdict uses ("SLOWER >10%" when the median
+# CPU p50 of B exceeds A's by more than 10%).  Printed per operation: the median over the rounds with the
+# spread (min-max) for A and B, the ratio B/A of the medians, and the median (min-max) of the per-round
+# paired ratios B/A.  Run a ref against itself to see the noise floor at the time.  Load average
+# (/proc/loadavg) is printed at the start and end.  summary.json has every figure and every round.
+# Exit status is non-zero when an operation failed in either build (its error is printed).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 REPO=$ECRM_TOP
 
 REF_A=${1:-e6774bf}
 REF_B=${2:-HEAD}
-CUSTOMERS=${ECRM_BENCH_CUSTOMERS:-50000}
+CUSTOMERS=${ECRM_BENCH_CUSTOMERS:-20000}
 SEED=${ECRM_BENCH_SEED:-42}
 ROUNDS=${ECRM_BENCH_ROUNDS:-5}
 SECS=${ECRM_BENCH_SECONDS:-5}
@@ -65,6 +74,7 @@ ROOT_PREFIX=${ECRM_BENCH_PGROOT_PREFIX:-${TMPDIR:-/tmp}/ecrm-bench-pgroot}
 OUT=${ECRM_BENCH_OUT:-${TMPDIR:-/tmp}/ecrm-single-row-paths-$(date -u +%Y%m%dT%H%M%SZ)}
 PGBENCH=$(ecrm_sys_bindir)/pgbench   # one client binary for both builds
 THREADS=$((CLIENTS < 2 ? CLIENTS : 2))
+CPU=${ECRM_BENCH_CPU:-1}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecrm-srp.XXXXXX")
 CL_A="" CL_B=""
@@ -75,11 +85,15 @@ cleanup() {
     for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for side in A B; do
         dir=CL_$side
-        if [ -n "${!dir}" ]; then
+        if [ -n "${!dir}" ] && [ "${ECRM_BENCH_KEEP:-0}" = 1 ]; then
+            echo "kept: build $side's cluster, psql -h ${!dir} -p 5432 -U postgres bench (stop: ECRM_PGROOT=$ROOT_PREFIX-$side" \
+                 "ECRM_CLUSTER_DIR=${!dir} and ecrm_cluster_stop of test/lib.sh)" >&2
+        elif [ -n "${!dir}" ]; then
             ECRM_PGROOT=$ROOT_PREFIX-$side ECRM_CLUSTER_DIR=${!dir} ECRM_KEEP=0 ecrm_cluster_stop
         fi
     done
     rm -rf "$WORK"
+    [ "${ECRM_BENCH_KEEP:-0}" = 1 ] && return
     for r in "${CREATED_ROOTS[@]}"; do rm -rf "$r"; done
 }
 trap cleanup EXIT
@@ -118,7 +132,8 @@ for side in A B; do
     ecrm_log "building $side (${!sha:0:10}) into $root (at ${SECONDS} s)"
     (ECRM_TOP=$WORK/src-$side ECRM_PGROOT=$root; ecrm_build_install) >"$WORK/build-$side.log" 2>&1 \
         || { tail -40 "$WORK/build-$side.log" >&2; die "build of $side failed"; }
-    ECRM_PGROOT=$root ecrm_cluster_start
+    # no autovacuum: an auto-analyze at a random moment in one build but not the other would change its plans
+    ECRM_PGROOT=$root ECRM_PG_OPTIONS="-c autovacuum=off ${ECRM_PG_OPTIONS:-}" ecrm_cluster_start
     eval "CL_$side=\$ECRM_CLUSTER_DIR"
     ECRM_CLUSTER_DIR=
 done
@@ -146,6 +161,7 @@ CREATE TABLE bench_product AS
 SELECT row_number() OVER (ORDER BY product_id)::int AS n, product_id, coalesce(price, 10) AS price
   FROM ecrm.product WHERE available;
 ALTER TABLE bench_product ADD PRIMARY KEY (n);
+SET default_statistics_target = 1000;   -- samples of 300,000 rows: the same statistics in both builds up to ~25,000 customers
 VACUUM ANALYZE;
 CHECKPOINT;
 SQL
@@ -267,13 +283,18 @@ q B -A -t -c "SELECT count(*) FROM ecrm.merge_event" >"$WORK/merges0-B.txt" 2>/d
 # ---- measure
 declare -A FAILED=()
 run() {   # run SIDE OP ROUND SECONDS (ROUND 0 = warm-up)
-    local side=$1 op=$2 round=$3 secs=$4 dir=CL_$1 rc=0
+    local side=$1 op=$2 round=$3 secs=$4 dir=CL_$1 rc=0 opts=""
+    local base=$WORK/out/$side.$op.$round
+    [ "$CPU" = 1 ] && opts="-c log_statement_stats=on"
+    stat -c %s "${!dir}/server.log" >"$base.log0"
     # shellcheck disable=SC2086
-    "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$secs" --random-seed=$((SEED * 1000 + round)) \
-        -h "${!dir}" -p 5432 -U postgres ${VARS[$side]} -l --log-prefix="$WORK/log/$side.$op.$round" \
-        -f "$WORK/pgb/$op.pgbench" bench >"$WORK/out/$side.$op.$round.txt" 2>&1 || rc=$?
-    if [ "$rc" -ne 0 ] || grep -q 'aborted\|error' "$WORK/out/$side.$op.$round.txt"; then
-        FAILED[$op]="build $side, round $round: $(grep -m1 'ERROR\|error' "$WORK/out/$side.$op.$round.txt" || echo "pgbench exit $rc")"
+    PGOPTIONS="$opts" "$PGBENCH" -n -M prepared -c "$CLIENTS" -j "$THREADS" -T "$secs" \
+        --random-seed=$((SEED * 1000 + round)) -h "${!dir}" -p 5432 -U postgres ${VARS[$side]} \
+        -l --log-prefix="$WORK/log/$side.$op.$round" -f "$WORK/pgb/$op.pgbench" bench >"$base.txt" 2>&1 || rc=$?
+    stat -c %s "${!dir}/server.log" >"$base.log1"
+    echo "${!dir}/server.log" >"$base.logfile"
+    if [ "$rc" -ne 0 ] || grep -q 'aborted\|error' "$base.txt"; then
+        FAILED[$op]="build $side, round $round: $(grep -m1 'ERROR\|error' "$base.txt" || echo "pgbench exit $rc")"
         echo "FAILED: $op in build $side: ${FAILED[$op]}"
         return 1
     fi
@@ -306,11 +327,11 @@ done
 # ---- report
 FAILED_LIST=""
 for op in "${!FAILED[@]}"; do FAILED_LIST+="$op=${FAILED[$op]}"$'\n'; done
-export WORK OUT REF_A REF_B SHA_A SHA_B CUSTOMERS SEED ROUNDS SECS CLIENTS LOAD_START LOAD_MEASURE_START LOAD_END \
+export CPU WORK OUT REF_A REF_B SHA_A SHA_B CUSTOMERS SEED ROUNDS SECS CLIENTS LOAD_START LOAD_MEASURE_START LOAD_END \
        ELAPSED FAILED_LIST
 export OPS_LIST="${OPS[*]}" SIGDIFF_LIST="${!SIGDIFF[*]}"
 /usr/bin/python3 - <<'PY'
-import glob, json, os, statistics
+import glob, json, os, re, statistics
 env = os.environ
 work, out = env["WORK"], env["OUT"]
 ops = env["OPS_LIST"].split()
@@ -325,6 +346,33 @@ def pct(xs, p):
     k = (len(xs) - 1) * p
     f = int(k)
     return xs[f] if f + 1 >= len(xs) else xs[f] + (xs[f + 1] - xs[f]) * (k - f)
+
+def cpu_per_call(base):
+    """Backend CPU (user + system) of each call, from log_statement_stats in the server log written during the run:
+    the BIND (and the first PARSE) of a call are added to its EXECUTE."""
+    if env["CPU"] != "1":
+        return []
+    logfile = open(base + ".logfile").read().strip()
+    start, end = int(open(base + ".log0").read()), int(open(base + ".log1").read())
+    with open(logfile, "rb") as f:
+        f.seek(start)
+        seg = f.read(end - start).decode("utf-8", "replace")
+    calls, pending, cur = [], {}, None
+    for line in seg.splitlines():
+        m = re.search(r"\[(\d+)\] LOG:  (PARSE|BIND|EXECUTE) MESSAGE STATISTICS", line)
+        if m:
+            cur = m.groups()
+            continue
+        m = re.search(r"([0-9.]+) s user, ([0-9.]+) s system, [0-9.]+ s elapsed", line)
+        if m and cur:
+            v = 1000.0 * (float(m.group(1)) + float(m.group(2)))
+            pid, kind = cur
+            if kind == "EXECUTE":
+                calls.append(pending.pop(pid, 0.0) + v)
+            else:
+                pending[pid] = pending.get(pid, 0.0) + v
+            cur = None
+    return calls
 
 rows = []
 for op in ops:
@@ -348,65 +396,107 @@ for op in ops:
                     tps = float(line.split()[2])
             if not lat:
                 continue
+            cpu = cpu_per_call(f"{work}/out/{side}.{op}.{r}")
             rows.append(dict(op=op, build=side, round=r, transactions=len(lat), failed=bad,
                              tps=tps if tps is not None else len(lat) / secs,
-                             mean_ms=statistics.fmean(lat), p50_ms=pct(lat, 0.5), p95_ms=pct(lat, 0.95)))
+                             mean_ms=statistics.fmean(lat), p50_ms=pct(lat, 0.5), p95_ms=pct(lat, 0.95),
+                             cpu_calls=len(cpu), cpu_p50_ms=pct(cpu, 0.5) if cpu else None,
+                             cpu_mean_ms=statistics.fmean(cpu) if cpu else None))
 
 with open(f"{out}/rounds.tsv", "w") as f:
-    cols = ["op", "build", "round", "transactions", "failed", "tps", "mean_ms", "p50_ms", "p95_ms"]
+    cols = ["op", "build", "round", "transactions", "failed", "tps", "mean_ms", "p50_ms", "p95_ms", "cpu_calls", "cpu_p50_ms",
+            "cpu_mean_ms"]
     f.write("\t".join(cols) + "\n")
     for x in rows:
         f.write("\t".join(f"{x[c]:.4f}" if isinstance(x[c], float) else str(x[c]) for c in cols) + "\n")
 
 med = statistics.median
+
+def stats(rs, key):
+    v = [x[key] for x in rs if x.get(key) is not None]
+    return dict(median=med(v), min=min(v), max=max(v)) if v else None
+
+def paired(op, key):
+    out = []
+    for r in range(1, rounds + 1):
+        pa = [x for x in rows if x["op"] == op and x["build"] == "A" and x["round"] == r and x.get(key)]
+        pb = [x for x in rows if x["op"] == op and x["build"] == "B" and x["round"] == r and x.get(key)]
+        if pa and pb:
+            out.append(pb[0][key] / pa[0][key])
+    return dict(median=med(out), min=min(out), max=max(out)) if out else None
+
 summary = {}
-print()
-print(f"{'operation':16} {'A p50 ms (min-max)':>21} {'B p50 ms (min-max)':>21} {'B/A p50':>8} {'best':>6} {'paired (min-max)':>19}"
-      f" {'A p95':>7} {'B p95':>7} {'B/A p95':>8} {'A tps':>7} {'B tps':>7} {'B/A tps':>8}")
 for op in ops:
-    st = {}
+    entry = dict(function=fn_of[op], signature_differs=fn_of[op] in sigdiff, failed=failed.get(op))
     for side in "AB":
         rs = [x for x in rows if x["op"] == op and x["build"] == side]
-        if rs:
-            st[side] = dict(rounds=len(rs), transactions=sum(x["transactions"] for x in rs),
-                            p50_ms=med([x["p50_ms"] for x in rs]), p50_min=min(x["p50_ms"] for x in rs),
-                            p50_max=max(x["p50_ms"] for x in rs), p95_ms=med([x["p95_ms"] for x in rs]),
-                            p95_min=min(x["p95_ms"] for x in rs), p95_max=max(x["p95_ms"] for x in rs),
-                            tps=med([x["tps"] for x in rs]), tps_min=min(x["tps"] for x in rs),
-                            tps_max=max(x["tps"] for x in rs))
-    entry = dict(function=fn_of[op], signature_differs=fn_of[op] in sigdiff, failed=failed.get(op), A=st.get("A"), B=st.get("B"))
-    if "A" in st and "B" in st:
-        a, b = st["A"], st["B"]
-        pairs = []
-        for r in range(1, rounds + 1):
-            pa = [x for x in rows if x["op"] == op and x["build"] == "A" and x["round"] == r]
-            pb = [x for x in rows if x["op"] == op and x["build"] == "B" and x["round"] == r]
-            if pa and pb:
-                pairs.append(pb[0]["p50_ms"] / pa[0]["p50_ms"])
-        entry.update(ratio_p50=b["p50_ms"] / a["p50_ms"], ratio_best_p50=b["p50_min"] / a["p50_min"], ratio_p95=b["p95_ms"] / a["p95_ms"], ratio_tps=b["tps"] / a["tps"],
-                     paired_ratio_p50=med(pairs) if pairs else None, paired_ratio_p50_min=min(pairs) if pairs else None,
-                     paired_ratio_p50_max=max(pairs) if pairs else None)
-        flag = " SLOWER >10%" if max(entry["ratio_p50"], 1 / entry["ratio_tps"]) > 1.10 else ""
-        flag += " (signature differs)" if entry["signature_differs"] else ""
-        flag += " FAILED later: " + failed[op] if op in failed else ""
-        print(f"{op:16} {a['p50_ms']:7.3f} ({a['p50_min']:.2f}-{a['p50_max']:.2f}) {b['p50_ms']:7.3f} ({b['p50_min']:.2f}-{b['p50_max']:.2f})"
-              f" {entry['ratio_p50']:8.3f} {entry['ratio_best_p50']:6.3f} {entry['paired_ratio_p50']:7.3f} ({entry['paired_ratio_p50_min']:.2f}-{entry['paired_ratio_p50_max']:.2f})"
-              f" {a['p95_ms']:7.2f} {b['p95_ms']:7.2f} {entry['ratio_p95']:8.3f} {a['tps']:7.1f} {b['tps']:7.1f} {entry['ratio_tps']:8.3f}{flag}")
-    else:
-        print(f"{op:16} not measured in both builds: {failed.get(op, 'no data')}")
+        entry[side] = dict(rounds=len(rs), transactions=sum(x["transactions"] for x in rs),
+                           **{k: stats(rs, k) for k in ("p50_ms", "p95_ms", "tps", "cpu_p50_ms", "cpu_mean_ms")}) if rs else None
+    if entry["A"] and entry["B"]:
+        ratio = {}
+        for k in ("p50_ms", "p95_ms", "tps", "cpu_p50_ms", "cpu_mean_ms"):
+            if entry["A"][k] and entry["B"][k]:
+                ratio[k] = entry["B"][k]["median"] / entry["A"][k]["median"]
+        entry["ratio_b_over_a"] = ratio
+        entry["paired_ratio_p50_ms"] = paired(op, "p50_ms")
+        entry["paired_ratio_cpu_p50_ms"] = paired(op, "cpu_p50_ms")
+        # the verdict: backend CPU per call when measured (robust to the machine's load), else wall-clock p50
+        key = "cpu_p50_ms" if "cpu_p50_ms" in ratio else "p50_ms"
+        entry["verdict_on"] = key
+        entry["slower_than_10_percent"] = ratio[key] > 1.10
     summary[op] = entry
+
+def mm(x, fmt="{:.3f}"):
+    return (fmt.format(x["median"]) + " (" + fmt.format(x["min"]) + "-" + fmt.format(x["max"]) + ")") if x else "-"
+
+def note(op, e):
+    n = ""
+    n += " (signature differs)" if e["signature_differs"] else ""
+    n += " FAILED: " + failed[op] if op in failed else ""
+    return n
+
+print()
+print("wall clock, per call (pgbench -l): median over the rounds (min-max of the rounds)")
+print(f"{'operation':16} {'A p50 ms':>24} {'B p50 ms':>24} {'B/A':>6} {'paired B/A':>19} {'A p95':>8} {'B p95':>8} {'B/A':>6}"
+      f" {'A tps':>7} {'B tps':>7} {'B/A':>6}")
+for op in ops:
+    e = summary[op]
+    if not (e["A"] and e["B"]):
+        print(f"{op:16} not measured in both builds{note(op, e)}")
+        continue
+    r = e["ratio_b_over_a"]
+    print(f"{op:16} {mm(e['A']['p50_ms']):>24} {mm(e['B']['p50_ms']):>24} {r['p50_ms']:6.3f}"
+          f" {mm(e['paired_ratio_p50_ms'], '{:.2f}'):>19} {e['A']['p95_ms']['median']:8.2f} {e['B']['p95_ms']['median']:8.2f}"
+          f" {r['p95_ms']:6.3f} {e['A']['tps']['median']:7.1f} {e['B']['tps']['median']:7.1f} {r['tps']:6.3f}{note(op, e)}")
+if env["CPU"] == "1":
+    print()
+    print("backend CPU (user + system) per call (log_statement_stats): median over the rounds (min-max of the rounds)")
+    print(f"{'operation':16} {'A cpu p50 ms':>24} {'B cpu p50 ms':>24} {'B/A':>6} {'paired B/A':>19} {'A cpu mean':>10}"
+          f" {'B cpu mean':>10} {'B/A':>6}  verdict")
+    for op in ops:
+        e = summary[op]
+        if not (e["A"] and e["B"]) or "cpu_p50_ms" not in e["ratio_b_over_a"]:
+            print(f"{op:16} not measured in both builds{note(op, e)}")
+            continue
+        r = e["ratio_b_over_a"]
+        print(f"{op:16} {mm(e['A']['cpu_p50_ms']):>24} {mm(e['B']['cpu_p50_ms']):>24} {r['cpu_p50_ms']:6.3f}"
+              f" {mm(e['paired_ratio_cpu_p50_ms'], '{:.2f}'):>19} {e['A']['cpu_mean_ms']['median']:10.3f}"
+              f" {e['B']['cpu_mean_ms']['median']:10.3f} {r['cpu_mean_ms']:6.3f}  "
+              f"{'SLOWER >10%' if e['slower_than_10_percent'] else 'ok'}{note(op, e)}")
+else:
+    print("verdict on the wall-clock p50: " + ", ".join(
+        f"{op} {'SLOWER >10%' if summary[op].get('slower_than_10_percent') else 'ok'}" for op in ops if "verdict_on" in summary[op]))
+print()
+print("B/A above 1 = B slower (for tps: below 1); paired = median (min-max) of the per-round ratios B/A;")
+print("verdict: B/A of the median CPU p50 above 1.10 (wall-clock p50 when CPU is not measured)")
 
 meta = dict(ref_a=env["REF_A"], sha_a=env["SHA_A"], ref_b=env["REF_B"], sha_b=env["SHA_B"],
             demo_customers=int(env["CUSTOMERS"]), seed=int(env["SEED"]), rounds=rounds, seconds_per_round=secs,
             clients=int(env["CLIENTS"]), cores=os.cpu_count(), loadavg_script_start=env["LOAD_START"],
             loadavg_measure_start=env["LOAD_MEASURE_START"], loadavg_end=env["LOAD_END"],
-            measure_seconds=int(env["ELAPSED"]), demo_shop=open(f"{work}/demo-A.txt").read().splitlines())
+            measure_seconds=int(env["ELAPSED"]), cpu_measured=env["CPU"] == "1", demo_shop=open(f"{work}/demo-A.txt").read().splitlines())
 with open(f"{out}/summary.json", "w") as f:
     json.dump(dict(meta=meta, operations=summary, rounds=rows), f, indent=1)
-print()
-print("p50/p95: median over the rounds of each round's percentile (from pgbench -l); tps: median over the rounds;")
-print("B/A above 1 = B slower (latency), below 1 = B slower (tps); best = B/A of the lowest p50 of a round;")
-print("paired = median (min-max) of the per-round B/A of p50; flagged when B/A p50 or A/B tps exceeds 1.10")
 PY
 echo "load average: $LOAD_START at the start, $LOAD_MEASURE_START when measuring began, $LOAD_END at the end" \
      "(measuring took ${ELAPSED} s, the whole run ${SECONDS} s)"
