@@ -24,7 +24,7 @@
 #                               (an auto-analyze in one build and not the other changes plans) and analyzes once
 #                               with default_statistics_target = 1000 after loading (the same statistics in both)
 #   The defaults take about 7 minutes on a quiet 2-core machine (builds 1 min, demo data and training 1 min,
-#   measuring 6 operations x 2 builds x 5 rounds x 5 s = 5 min); 10-11 minutes at a load average of 8.
+#   measuring 6 operations x 2 builds x 5 rounds x 5 s = 5 min); 12-13 minutes at a load average of 10.
 #
 # What it does: git archive of each ref into a temporary directory, built and installed into its own
 # private PostgreSQL root (lib.sh, ECRM_PGROOT); one throwaway cluster per build, both running; the same demo
@@ -55,8 +55,16 @@
 # is what a change to the code changes, and it is the figure the verdict uses ("SLOWER >10%" when the median
 # CPU p50 of B exceeds A's by more than 10%).  Printed per operation: the median over the rounds with the
 # spread (min-max) for A and B, the ratio B/A of the medians, and the median (min-max) of the per-round
-# paired ratios B/A.  Run a ref against itself to see the noise floor at the time.  Load average
-# (/proc/loadavg) is printed at the start and end.  summary.json has every figure and every round.
+# paired ratios B/A.  Load average (/proc/loadavg) is printed at the start and end.  summary.json has every
+# figure and every round.
+#
+# Noise floor: run a ref against the same code (e6774bf against a HEAD that differs only in test/bench) to see
+# it.  Measured so on the shared 2-core machine at a load average of 5-11 (two default runs, 7-8 Dec 2026): the
+# B/A of the CPU p50 of the six operations lay within 0.85-1.12 (0.95-1.12 and 0.85-1.07), the wall-clock p50
+# within 0.93-2.59; one of twelve CPU ratios passed 1.10 (find_matches 1.12, the same code).  So on a machine
+# that busy a single run can neither prove nor refute a 10% difference: run it on a quiet machine, or with
+# more rounds, and repeat a flagged result before believing it.
+#
 # Exit status is non-zero when an operation failed in either build (its error is printed).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
