@@ -85,6 +85,8 @@ typedef struct GbdtParams
 	int64		seed;
 } GbdtParams;
 
+static void GbdtReserve(GbdtState *st, int64 more);
+
 /* The values of a float8[] feature array: one-dimensional; NULL elements and NaN become NaN (missing). */
 static int
 ReadFeatures(ArrayType *a, double *out, int k, const char *what)
@@ -184,22 +186,7 @@ ecrm_gbdt_train_trans(PG_FUNCTION_ARGS)
 			st->params = DatumGetJsonbPCopy(PG_GETARG_DATUM(3));
 	}
 	k = st->k;
-	if (st->n >= st->cap)
-	{
-		int64		cap = st->cap * 2;
-
-		if ((st->n + 1) * (int64) k > GBDT_MAX_CELLS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many training values: at most %d rows times features", GBDT_MAX_CELLS),
-					 errdetail("The training set has more than " INT64_FORMAT " rows of %d features.", st->n, k),
-					 errhint("Train on a sample, for example with TABLESAMPLE.")));
-		if (cap * k > GBDT_MAX_CELLS)
-			cap = GBDT_MAX_CELLS / k + 1;
-		st->x = (double *) repalloc(st->x, mul_size(cap, k * sizeof(double)));
-		st->y = (uint8 *) repalloc(st->y, cap);
-		st->cap = cap;
-	}
+	GbdtReserve(st, 1);
 	MemoryContextSwitchTo(old);
 	ReadFeatures(a, st->x + st->n * k, k, "features");
 	for (j = 0; j < k; j++)
@@ -210,6 +197,156 @@ ecrm_gbdt_train_trans(PG_FUNCTION_ARGS)
 					 errdetail("Training values must be finite numbers; NaN or NULL means missing.")));
 	st->y[st->n] = (uint8) label;
 	st->n++;
+	PG_RETURN_POINTER(st);
+}
+
+/* Make room for `more` rows, within the bound on cells. */
+static void
+GbdtReserve(GbdtState *st, int64 more)
+{
+	int64		need = st->n + more;
+	int64		cap;
+
+	if (need <= st->cap)
+		return;
+	if (need * (int64) st->k > GBDT_MAX_CELLS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many training values: at most %d rows times features", GBDT_MAX_CELLS),
+				 errdetail("The training set has more than " INT64_FORMAT " rows of %d features.", st->n, st->k),
+				 errhint("Train on a sample, for example with TABLESAMPLE.")));
+	cap = Max(need, st->cap * 2);
+	if (cap * st->k > GBDT_MAX_CELLS)
+		cap = GBDT_MAX_CELLS / st->k + 1;
+	st->x = (double *) repalloc(st->x, mul_size(cap, st->k * sizeof(double)));
+	st->y = (uint8 *) repalloc(st->y, cap);
+	st->cap = cap;
+}
+
+/*
+ * Parallel aggregation: the partial states are concatenated.  The validation
+ * split follows the row order, so a parallel run can keep other rows for
+ * validation than a serial one; ORDER BY in the aggregate gives one order.
+ */
+PG_FUNCTION_INFO_V1(ecrm_gbdt_train_combine);
+Datum
+ecrm_gbdt_train_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	MemoryContext old;
+	GbdtState  *a = PG_ARGISNULL(0) ? NULL : (GbdtState *) PG_GETARG_POINTER(0);
+	GbdtState  *b = PG_ARGISNULL(1) ? NULL : (GbdtState *) PG_GETARG_POINTER(1);
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "ecrm_gbdt_train_combine called in non-aggregate context");
+	if (b == NULL || b->n == 0)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(a);
+	}
+	old = MemoryContextSwitchTo(aggcxt);
+	if (a == NULL)
+	{
+		a = (GbdtState *) palloc0(sizeof(GbdtState));
+		a->k = b->k;
+		a->cap = Max(b->n, 1);
+		a->x = (double *) palloc(mul_size(a->cap, a->k * sizeof(double)));
+		a->y = (uint8 *) palloc(a->cap);
+	}
+	if (a->k != b->k)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("features has %d elements, the model has %d features", b->k, a->k),
+				 errdetail("Every row must give one value per feature, in the order the model was trained with.")));
+	if (a->params == NULL && b->params != NULL)
+	{
+		a->params = (Jsonb *) palloc(VARSIZE(b->params));
+		memcpy(a->params, b->params, VARSIZE(b->params));
+	}
+	GbdtReserve(a, b->n);
+	memcpy(a->x + a->n * a->k, b->x, sizeof(double) * b->n * b->k);
+	memcpy(a->y + a->n, b->y, b->n);
+	a->n += b->n;
+	MemoryContextSwitchTo(old);
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_gbdt_train_serialize);
+Datum
+ecrm_gbdt_train_serialize(PG_FUNCTION_ARGS)
+{
+	GbdtState  *st = (GbdtState *) PG_GETARG_POINTER(0);
+	int32		plen = st->params ? VARSIZE(st->params) : 0;
+	Size		len = add_size(add_size(VARHDRSZ + sizeof(int64) + 2 * sizeof(int32), plen),
+							   add_size(mul_size(st->n, st->k * sizeof(double)), st->n));
+	bytea	   *out;
+	char	   *p;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "ecrm_gbdt_train_serialize called in non-aggregate context");
+	if (len > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the partial training set of a parallel worker is too large to pass on"),
+				 errdetail("It holds " INT64_FORMAT " rows of %d features.", st->n, st->k),
+				 errhint("Train on a sample, or add ORDER BY to the aggregate to train in one process.")));
+	out = (bytea *) palloc(len);
+	SET_VARSIZE(out, len);
+	p = VARDATA(out);
+	memcpy(p, &st->n, sizeof(int64));
+	p += sizeof(int64);
+	memcpy(p, &st->k, sizeof(int32));
+	p += sizeof(int32);
+	memcpy(p, &plen, sizeof(int32));
+	p += sizeof(int32);
+	if (plen > 0)
+		memcpy(p, st->params, plen);
+	p += plen;
+	memcpy(p, st->x, sizeof(double) * st->n * st->k);
+	p += sizeof(double) * st->n * st->k;
+	memcpy(p, st->y, st->n);
+	PG_RETURN_BYTEA_P(out);
+}
+
+PG_FUNCTION_INFO_V1(ecrm_gbdt_train_deserialize);
+Datum
+ecrm_gbdt_train_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *in = PG_GETARG_BYTEA_PP(0);
+	const char *p = VARDATA_ANY(in);
+	Size		len = VARSIZE_ANY_EXHDR(in);
+	GbdtState  *st;
+	int32		plen;
+	int64		i;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "ecrm_gbdt_train_deserialize called in non-aggregate context");
+	st = (GbdtState *) palloc0(sizeof(GbdtState));
+	if (len < sizeof(int64) + 2 * sizeof(int32))
+		elog(ERROR, "invalid gbdt training state");
+	memcpy(&st->n, p, sizeof(int64));
+	memcpy(&st->k, p + sizeof(int64), sizeof(int32));
+	memcpy(&plen, p + sizeof(int64) + sizeof(int32), sizeof(int32));
+	p += sizeof(int64) + 2 * sizeof(int32);
+	if (st->k < 1 || st->k > ECRM_MAX_FEATURES || st->n < 0 || st->n * st->k > GBDT_MAX_CELLS || plen < 0 ||
+		len != sizeof(int64) + 2 * sizeof(int32) + plen + st->n * st->k * sizeof(double) + st->n)
+		elog(ERROR, "invalid gbdt training state");
+	if (plen > 0)
+	{
+		st->params = (Jsonb *) palloc(plen);
+		memcpy(st->params, p, plen);
+		p += plen;
+	}
+	st->cap = Max(st->n, 1);
+	st->x = (double *) palloc(mul_size(st->cap, st->k * sizeof(double)));
+	st->y = (uint8 *) palloc(st->cap);
+	memcpy(st->x, p, sizeof(double) * st->n * st->k);
+	p += sizeof(double) * st->n * st->k;
+	memcpy(st->y, p, st->n);
+	for (i = 0; i < st->n; i++)
+		if (st->y[i] > 1)
+			elog(ERROR, "invalid gbdt training state");
 	PG_RETURN_POINTER(st);
 }
 

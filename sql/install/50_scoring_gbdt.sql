@@ -17,22 +17,40 @@ CREATE FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double prec
     RETURNS internal AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_trans' LANGUAGE C PARALLEL SAFE;
 CREATE FUNCTION ecrm._gbdt_train_final(internal)
     RETURNS jsonb AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_final' LANGUAGE C PARALLEL SAFE;
+CREATE FUNCTION ecrm._gbdt_train_combine(internal, internal)
+    RETURNS internal AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_combine' LANGUAGE C PARALLEL SAFE;
+CREATE FUNCTION ecrm._gbdt_train_serialize(internal)
+    RETURNS bytea AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_serialize' LANGUAGE C STRICT PARALLEL SAFE;
+CREATE FUNCTION ecrm._gbdt_train_deserialize(bytea, internal)
+    RETURNS internal AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_deserialize' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm._gbdt_train_combine(internal, internal) IS 'Combine function of ecrm.gbdt_train: concatenates the rows of two partial states (internal)';
+COMMENT ON FUNCTION ecrm._gbdt_train_serialize(internal) IS 'Serial function of ecrm.gbdt_train (internal)';
+COMMENT ON FUNCTION ecrm._gbdt_train_deserialize(bytea, internal) IS 'Deserial function of ecrm.gbdt_train (internal)';
 COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], boolean) IS 'Transition function of ecrm.gbdt_train (internal)';
 COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], boolean, jsonb) IS 'Transition function of ecrm.gbdt_train (internal)';
 COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double precision) IS 'Transition function of ecrm.gbdt_train (internal)';
 COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double precision, jsonb) IS 'Transition function of ecrm.gbdt_train (internal)';
 COMMENT ON FUNCTION ecrm._gbdt_train_final(internal) IS 'Final function of ecrm.gbdt_train: bins, boosts, returns the model (internal)';
 
--- No combine function: the trees need every row in one place (the rows are held in memory, at most
--- 20 million values), so the aggregate runs in the leader; its input query may still run in parallel.
+-- The rows are held in memory (at most 20 million values) and the trees are grown in the final function;
+-- parallel workers collect rows and the leader concatenates them.  The validation split for early stopping
+-- follows the row order: ORDER BY inside the aggregate makes the model reproducible (and trains in one process).
 CREATE AGGREGATE ecrm.gbdt_train(features double precision[], label boolean) (
-    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final, PARALLEL = SAFE);
+    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final,
+    COMBINEFUNC = ecrm._gbdt_train_combine, SERIALFUNC = ecrm._gbdt_train_serialize,
+    DESERIALFUNC = ecrm._gbdt_train_deserialize, PARALLEL = SAFE);
 CREATE AGGREGATE ecrm.gbdt_train(features double precision[], label boolean, params jsonb) (
-    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final, PARALLEL = SAFE);
+    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final,
+    COMBINEFUNC = ecrm._gbdt_train_combine, SERIALFUNC = ecrm._gbdt_train_serialize,
+    DESERIALFUNC = ecrm._gbdt_train_deserialize, PARALLEL = SAFE);
 CREATE AGGREGATE ecrm.gbdt_train(features double precision[], label double precision) (
-    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final, PARALLEL = SAFE);
+    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final,
+    COMBINEFUNC = ecrm._gbdt_train_combine, SERIALFUNC = ecrm._gbdt_train_serialize,
+    DESERIALFUNC = ecrm._gbdt_train_deserialize, PARALLEL = SAFE);
 CREATE AGGREGATE ecrm.gbdt_train(features double precision[], label double precision, params jsonb) (
-    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final, PARALLEL = SAFE);
+    SFUNC = ecrm._gbdt_train_trans, STYPE = internal, FINALFUNC = ecrm._gbdt_train_final,
+    COMBINEFUNC = ecrm._gbdt_train_combine, SERIALFUNC = ecrm._gbdt_train_serialize,
+    DESERIALFUNC = ecrm._gbdt_train_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE ecrm.gbdt_train(double precision[], boolean) IS
     'Train gradient-boosted trees (logistic loss, default parameters) on feature arrays and boolean labels; returns the model as jsonb';
 COMMENT ON AGGREGATE ecrm.gbdt_train(double precision[], boolean, jsonb) IS
@@ -71,6 +89,7 @@ GRANT EXECUTE ON FUNCTION
     ecrm._gbdt_train_trans(internal, double precision[], boolean), ecrm._gbdt_train_trans(internal, double precision[], boolean, jsonb),
     ecrm._gbdt_train_trans(internal, double precision[], double precision),
     ecrm._gbdt_train_trans(internal, double precision[], double precision, jsonb), ecrm._gbdt_train_final(internal),
+    ecrm._gbdt_train_combine(internal, internal), ecrm._gbdt_train_serialize(internal), ecrm._gbdt_train_deserialize(bytea, internal),
     ecrm.gbdt_train(double precision[], boolean), ecrm.gbdt_train(double precision[], boolean, jsonb),
     ecrm.gbdt_train(double precision[], double precision), ecrm.gbdt_train(double precision[], double precision, jsonb),
     ecrm.gbdt_predict(jsonb, double precision[]), ecrm.gbdt_log_odds(jsonb, double precision[]),

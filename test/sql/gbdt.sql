@@ -8,7 +8,7 @@ RESET client_min_messages;
 SET extra_float_digits = 0;
 
 -- a deterministic data set: x3 is missing (NaN or NULL) on every 10th row, x4 is constant
-CREATE TEMP TABLE d AS
+CREATE TABLE d AS   -- not TEMP: parallel workers read it
 SELECT i, (i * 37 % 101) / 100.0::float8 AS x1, (i * 53 % 97) / 96.0::float8 AS x2,
        CASE WHEN i % 20 = 0 THEN 'NaN'::float8 WHEN i % 20 = 10 THEN NULL ELSE (i * 71 % 89) / 88.0 END AS x3,
        1.0::float8 AS x4
@@ -77,6 +77,23 @@ SELECT count(*) AS rows,
 SELECT ecrm._gbdt_conditional_expectation(m, '{0.1,0.2,0.3,1,0.02,-0.1}', '{t,t,t,t,t,t}') = ecrm.gbdt_log_odds(m, '{0.1,0.2,0.3,1,0.02,-0.1}') AS all_known_is_prediction,
        abs(ecrm._gbdt_conditional_expectation(m, '{0.1,0.2,0.3,1,0.02,-0.1}', '{f,f,f,f,f,f}') - ecrm.gbdt_base_value(m)) < 1e-12 AS none_known_is_base
   FROM small;
+
+-- in parallel, workers collect rows and the leader concatenates them (serialize, deserialize, combine):
+-- every row arrives; with no validation part the split of rows does not matter and the trees learn the same
+SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0; SET parallel_leader_participation = off;
+CREATE FUNCTION pg_temp.plan_text(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE p json; BEGIN EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q INTO p; RETURN p::text; END $$;
+SELECT p LIKE '%"Partial Mode": "Partial"%' AND p ~ '"Workers Launched": [1-9]' AS partial_in_workers
+  FROM pg_temp.plan_text($$SELECT ecrm.gbdt_train(ARRAY[x1, x2, x3, x4], y, '{"validation_fraction": 0, "max_iter": 20}') FROM d$$) p;
+SELECT (m ->> 'rows')::int AS rows, (m ->> 'positives')::int AS positives,
+       round(ecrm.roc_auc(ecrm.gbdt_predict(m, ARRAY[x1, x2, x3, x4]), y)::numeric, 3) =
+       round((SELECT ecrm.roc_auc(ecrm.gbdt_predict(s, ARRAY[x1, x2, x3, x4]), y)
+                FROM d, (SELECT ecrm.gbdt_train(ARRAY[x1, x2, x3, x4], y, '{"validation_fraction": 0, "max_iter": 20}' ORDER BY i) s FROM d) z)::numeric, 3) AS same_auc_as_serial
+  FROM d, (SELECT ecrm.gbdt_train(ARRAY[x1, x2, x3, x4], y, '{"validation_fraction": 0, "max_iter": 20}') AS m FROM d) z
+ GROUP BY m;
+RESET max_parallel_workers_per_gather; RESET parallel_setup_cost; RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size; RESET parallel_leader_participation;
 
 -- labels as 0/1 numbers train the same model as booleans
 SELECT (SELECT ecrm.gbdt_train(ARRAY[x1, x2], y::int::float8, '{"max_iter": 3}') FROM d) = (SELECT ecrm.gbdt_train(ARRAY[x1, x2], y, '{"max_iter": 3}') FROM d) AS same;
@@ -184,3 +201,4 @@ SELECT ecrm.train_lead_model('conversion', 'train', method => 'gbdt', params => 
 CREATE TEMP TABLE one_class AS SELECT * FROM train WHERE NOT converted;
 SELECT ecrm.train_lead_model('conversion', 'one_class', method => 'gbdt');
 SELECT ecrm.new_model_version('conversion');
+DROP TABLE d;
