@@ -23,14 +23,14 @@ CREATE FUNCTION ecrm._gbdt_train_serialize(internal)
     RETURNS bytea AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_serialize' LANGUAGE C STRICT PARALLEL SAFE;
 CREATE FUNCTION ecrm._gbdt_train_deserialize(bytea, internal)
     RETURNS internal AS 'MODULE_PATHNAME', 'ecrm_gbdt_train_deserialize' LANGUAGE C STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION ecrm._gbdt_train_combine(internal, internal) IS 'Combine function of ecrm.gbdt_train: concatenates the rows of two partial states (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_serialize(internal) IS 'Serial function of ecrm.gbdt_train (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_deserialize(bytea, internal) IS 'Deserial function of ecrm.gbdt_train (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], boolean) IS 'Transition function of ecrm.gbdt_train (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], boolean, jsonb) IS 'Transition function of ecrm.gbdt_train (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double precision) IS 'Transition function of ecrm.gbdt_train (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double precision, jsonb) IS 'Transition function of ecrm.gbdt_train (internal)';
-COMMENT ON FUNCTION ecrm._gbdt_train_final(internal) IS 'Final function of ecrm.gbdt_train: bins, boosts, returns the model (internal)';
+COMMENT ON FUNCTION ecrm._gbdt_train_combine(internal, internal) IS 'Combine function of ecrm.gbdt_train: concatenates the rows of two partial states (internal; volatile: it appends to its first state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_serialize(internal) IS 'Serial function of ecrm.gbdt_train (internal; volatile like every support function of an aggregate with internal state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_deserialize(bytea, internal) IS 'Deserial function of ecrm.gbdt_train (internal; volatile: it allocates a new internal state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], boolean) IS 'Transition function of ecrm.gbdt_train (internal; volatile: it appends to its internal state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], boolean, jsonb) IS 'Transition function of ecrm.gbdt_train (internal; volatile: it appends to its internal state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double precision) IS 'Transition function of ecrm.gbdt_train (internal; volatile: it appends to its internal state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_trans(internal, double precision[], double precision, jsonb) IS 'Transition function of ecrm.gbdt_train (internal; volatile: it appends to its internal state)';
+COMMENT ON FUNCTION ecrm._gbdt_train_final(internal) IS 'Final function of ecrm.gbdt_train: bins, boosts, returns the model (internal; volatile like every support function of an aggregate with internal state)';
 
 -- The rows are held in memory (at most 20 million values) and the trees are grown in the final function;
 -- parallel workers collect rows and the leader concatenates them.  The validation split for early stopping
