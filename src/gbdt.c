@@ -10,7 +10,9 @@
  * tree, so nodes are split recursively: the histogram of the smaller child is
  * built and the larger one's is the parent's minus it, and only the
  * histograms along the current path are alive (memory: 2 * (max_depth + 1) *
- * sum of bins over features).  A split sends the rows whose value is at most
+ * sum of bins over features).  With max_leaf_nodes, trees grow leaf-wise instead
+ * (the open leaf of largest gain is split first), keeping one histogram per
+ * open leaf.  A split sends the rows whose value is at most
  * the threshold left and missing values to the side that gained most (the
  * larger child when the node saw no missing value).  Leaves are
  * -learning_rate * G / (H + l2).  Early stopping watches the log loss of a
@@ -75,6 +77,7 @@ typedef struct GbdtParams
 {
 	double		learning_rate;
 	int			max_depth;
+	int			max_leaf_nodes;	/* 0: depth-wise */
 	int			max_iter;
 	int			min_samples_leaf;
 	double		l2;
@@ -389,12 +392,13 @@ ParamInt(JsonbContainer *c, const char *name, int dflt, int lo, int hi, const ch
 static void
 ReadParams(Jsonb *jb, GbdtParams *p)
 {
-	static const char *const known[] = {"learning_rate", "max_depth", "max_iter", "min_samples_leaf", "l2",
+	static const char *const known[] = {"learning_rate", "max_depth", "max_leaf_nodes", "max_iter", "min_samples_leaf", "l2",
 		"max_bins", "validation_fraction", "n_iter_no_change", "tol", "seed"};
 	JsonbContainer *c;
 
 	p->learning_rate = 0.1;
 	p->max_depth = 6;
+	p->max_leaf_nodes = 0;
 	p->max_iter = 100;
 	p->min_samples_leaf = 20;
 	p->l2 = 0.0;
@@ -432,11 +436,14 @@ ReadParams(Jsonb *jb, GbdtParams *p)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown gbdt parameter \"%.*s\"", Min(v.val.string.len, 100), v.val.string.val),
-						 errdetail("The parameters are learning_rate, max_depth, max_iter, min_samples_leaf, l2, max_bins, validation_fraction, n_iter_no_change, tol and seed.")));
+						 errdetail("The parameters are learning_rate, max_depth, max_leaf_nodes, max_iter, min_samples_leaf, l2, max_bins, validation_fraction, n_iter_no_change, tol and seed.")));
 		}
 	}
 	p->learning_rate = ParamNumber(c, "learning_rate", p->learning_rate, 0, 1, true, "greater than 0 and at most 1");
 	p->max_depth = ParamInt(c, "max_depth", p->max_depth, 1, GBDT_MAX_DEPTH, "an integer between 1 and 16");
+	p->max_leaf_nodes = ParamInt(c, "max_leaf_nodes", 0, 0, 256, "an integer between 2 and 256, or 0 for depth-wise growth");
+	if (p->max_leaf_nodes == 1)
+		ParamError("max_leaf_nodes", "an integer between 2 and 256, or 0 for depth-wise growth");
 	p->max_iter = ParamInt(c, "max_iter", p->max_iter, 1, 10000, "an integer between 1 and 10000");
 	p->min_samples_leaf = ParamInt(c, "min_samples_leaf", p->min_samples_leaf, 1, 1000000, "an integer between 1 and 1000000");
 	p->l2 = ParamNumber(c, "l2", p->l2, 0, 1e6, false, "between 0 and 1000000");
@@ -490,6 +497,8 @@ typedef struct Trainer
 	int64	   *tmp;
 	double	   *raw;			/* raw score of every row */
 	HistBin   **hist;			/* 2 per depth */
+	HistBin   **hist_leafwise;	/* max_leaf_nodes, leaf-wise growth only */
+	HistBin   **pool;
 } Trainer;
 
 static uint64
@@ -654,38 +663,47 @@ Score(double g, double h, double l2)
 	return g * g / (h + l2);
 }
 
-/* Grow node `node` over rows[0..m) whose histogram is hist; depth of the node is `depth`. */
-static void
-GrowNode(Trainer *t, Tree *tr, int node, int64 *rows, int64 m, HistBin *hist, int depth)
+/* The best split of a node, or f = -1 when none gains. */
+typedef struct Split
 {
-	double		G = 0,
-				H = 0,
-				best = 0;
-	int			bf = -1,
-				bb = -1,
-				f;
-	bool		bml = false;
+	int			f;
+	int			b;
+	bool		ml;
+	double		gain;
+	double		G;
+	double		H;
+} Split;
+
+static void
+FindSplit(Trainer *t, const HistBin *hist, int64 m, int depth, Split *sp)
+{
 	const double l2 = t->p.l2;
 	const int	msl = t->p.min_samples_leaf;
-	int64		i,
-				nl,
-				nr;
-	int			b;
+	double		G = 0,
+				H = 0;
+	int			b,
+				f;
 
-	CHECK_FOR_INTERRUPTS();
 	/* totals from feature 0's histogram (every row is in exactly one of its slots) */
 	for (b = 0; b <= t->nbins[0]; b++)
 	{
 		G += hist[t->hoff[0] + b].g;
 		H += hist[t->hoff[0] + b].h;
 	}
-	if (depth < t->p.max_depth && m >= 2 * (int64) msl)
+	sp->f = -1;
+	sp->b = -1;
+	sp->ml = false;
+	sp->gain = 0;
+	sp->G = G;
+	sp->H = H;
+	if (depth >= t->p.max_depth || m < 2 * (int64) msl)
+		return;
 	{
 		double		parent = Score(G, H, l2);
 
 		for (f = 0; f < t->k; f++)
 		{
-			HistBin    *hf = hist + t->hoff[f];
+			const HistBin *hf = hist + t->hoff[f];
 			int			nb = t->nbins[f];
 			HistBin		miss = hf[nb];
 			double		gl = 0,
@@ -713,76 +731,185 @@ GrowNode(Trainer *t, Tree *tr, int node, int64 *rows, int64 m, HistBin *hist, in
 					if (CL < msl || CR < msl || HL < 1e-3 || HR < 1e-3)
 						continue;
 					gain = Score(GL, HL, l2) + Score(GR, HR, l2) - parent;
-					if (gain > best + 1e-12)
+					if (gain > sp->gain + 1e-12)
 					{
-						best = gain;
-						bf = f;
-						bb = b;
+						sp->gain = gain;
+						sp->f = f;
+						sp->b = b;
 						/* no missing value seen: they go to the larger side */
-						bml = miss.c > 0 ? side == 1 : CL >= CR;
+						sp->ml = miss.c > 0 ? side == 1 : CL >= CR;
 					}
 				}
 			}
 		}
 	}
-	if (bf < 0)
+}
+
+/* Partition rows[0..m) by a split, left first, order kept; returns the rows going left. */
+static int64
+Partition(Trainer *t, int64 *rows, int64 m, const Split *sp)
+{
+	const uint8 *col = t->bins + (int64) sp->f * t->n;
+	int64		nl = 0,
+				nr = 0,
+				i;
+
+	for (i = 0; i < m; i++)
 	{
-		tr->value[node] = -t->p.learning_rate * G / (H + l2);
-		for (i = 0; i < m; i++)
-			t->raw[rows[i]] += tr->value[node];
+		int			v = col[rows[i]];
+		bool		goleft = v == GBDT_MISSING_BIN ? sp->ml : v <= sp->b;
+
+		if (goleft)
+			rows[nl++] = rows[i];
+		else
+			t->tmp[nr++] = rows[i];
+	}
+	memcpy(rows + nl, t->tmp, sizeof(int64) * nr);
+	return nl;
+}
+
+static void
+MakeLeaf(Trainer *t, Tree *tr, int node, const int64 *rows, int64 m, const Split *sp)
+{
+	int64		i;
+
+	tr->value[node] = -t->p.learning_rate * sp->G / (sp->H + t->p.l2);
+	for (i = 0; i < m; i++)
+		t->raw[rows[i]] += tr->value[node];
+}
+
+/* Make node a split; builds the smaller child's histogram into small and the larger one's into large. */
+static void
+SplitNode(Trainer *t, Tree *tr, int node, const int64 *rows, int64 nl, int64 nr, const Split *sp,
+		  const HistBin *hist, HistBin *small, HistBin *large, int *l, int *r)
+{
+	bool		left_small = nl <= nr;
+	int			b;
+
+	tr->feature[node] = sp->f;
+	tr->threshold[node] = t->thr[sp->f][sp->b];
+	tr->missing_left[node] = sp->ml;
+	tr->value[node] = -t->p.learning_rate * sp->G / (sp->H + t->p.l2);
+	*l = TreeNode(tr, (double) nl);
+	*r = TreeNode(tr, (double) nr);
+	tr->left[node] = *l;
+	tr->right[node] = *r;
+	BuildHist(t, small, left_small ? rows : rows + nl, left_small ? nl : nr);
+	/* large may be hist itself: element by element, parent minus small */
+	for (b = 0; b < t->hsize; b++)
+	{
+		large[b].g = hist[b].g - small[b].g;
+		large[b].h = hist[b].h - small[b].h;
+		large[b].c = hist[b].c - small[b].c;
+	}
+}
+
+/* Depth-wise: grow node `node` over rows[0..m) whose histogram is hist, recursively. */
+static void
+GrowNode(Trainer *t, Tree *tr, int node, int64 *rows, int64 m, HistBin *hist, int depth)
+{
+	Split		sp;
+	int64		nl;
+	int			l,
+				r;
+	HistBin    *small,
+			   *large;
+
+	CHECK_FOR_INTERRUPTS();
+	FindSplit(t, hist, m, depth, &sp);
+	if (sp.f < 0)
+	{
+		MakeLeaf(t, tr, node, rows, m, &sp);
 		return;
 	}
-
-	/* partition rows: left first, order kept */
+	nl = Partition(t, rows, m, &sp);
+	small = t->hist[2 * (depth + 1)];
+	large = t->hist[2 * (depth + 1) + 1];
+	SplitNode(t, tr, node, rows, nl, m - nl, &sp, hist, small, large, &l, &r);
+	/* each subtree writes only the slots of deeper levels: both children's histograms survive */
+	if (nl <= m - nl)
 	{
-		const uint8 *col = t->bins + (int64) bf * t->n;
-
-		nl = 0;
-		nr = 0;
-		for (i = 0; i < m; i++)
-		{
-			int			v = col[rows[i]];
-			bool		goleft = v == GBDT_MISSING_BIN ? bml : v <= bb;
-
-			if (goleft)
-				rows[nl++] = rows[i];
-			else
-				t->tmp[nr++] = rows[i];
-		}
-		memcpy(rows + nl, t->tmp, sizeof(int64) * nr);
+		GrowNode(t, tr, l, rows, nl, small, depth + 1);
+		GrowNode(t, tr, r, rows + nl, m - nl, large, depth + 1);
 	}
-	tr->feature[node] = bf;
-	tr->threshold[node] = t->thr[bf][bb];
-	tr->missing_left[node] = bml;
-	tr->value[node] = -t->p.learning_rate * G / (H + l2);
+	else
 	{
-		int			l = TreeNode(tr, (double) nl);
-		int			r = TreeNode(tr, (double) nr);
-		HistBin    *small = t->hist[2 * (depth + 1)];
-		HistBin    *large = t->hist[2 * (depth + 1) + 1];
-		bool		left_small = nl <= nr;
-
-		tr->left[node] = l;
-		tr->right[node] = r;
-		BuildHist(t, small, left_small ? rows : rows + nl, left_small ? nl : nr);
-		for (b = 0; b < t->hsize; b++)
-		{
-			large[b].g = hist[b].g - small[b].g;
-			large[b].h = hist[b].h - small[b].h;
-			large[b].c = hist[b].c - small[b].c;
-		}
-		/* each subtree writes only the slots of deeper levels: both children's histograms survive */
-		if (left_small)
-		{
-			GrowNode(t, tr, l, rows, nl, small, depth + 1);
-			GrowNode(t, tr, r, rows + nl, nr, large, depth + 1);
-		}
-		else
-		{
-			GrowNode(t, tr, l, rows, nl, large, depth + 1);
-			GrowNode(t, tr, r, rows + nl, nr, small, depth + 1);
-		}
+		GrowNode(t, tr, l, rows, nl, large, depth + 1);
+		GrowNode(t, tr, r, rows + nl, m - nl, small, depth + 1);
 	}
+}
+
+/*
+ * Leaf-wise (max_leaf_nodes set): split the leaf of largest gain first, until
+ * max_leaf_nodes leaves (scikit-learn's and LightGBM's growth).  Each open
+ * leaf keeps its histogram: at most max_leaf_nodes of them are alive.
+ */
+typedef struct OpenLeaf
+{
+	int			node;
+	int64		start;
+	int64		m;
+	int			depth;
+	HistBin    *hist;
+	Split		sp;
+} OpenLeaf;
+
+static void
+GrowLeafwise(Trainer *t, Tree *tr, int64 *rows, int64 m, HistBin *root_hist)
+{
+	int			maxl = t->p.max_leaf_nodes;
+	OpenLeaf   *open = (OpenLeaf *) palloc(sizeof(OpenLeaf) * (maxl + 1));
+	HistBin   **pool = t->pool;
+	int			npool = 0,
+				nopen = 1,
+				i;
+
+	/* pool holds maxl free histograms; the root's is extra */
+	for (i = 0; i < maxl; i++)
+		pool[npool++] = t->hist_leafwise[i];
+	open[0].node = 0;
+	open[0].start = 0;
+	open[0].m = m;
+	open[0].depth = 0;
+	open[0].hist = root_hist;
+	FindSplit(t, root_hist, m, 0, &open[0].sp);
+	while (nopen < maxl)
+	{
+		int			best = -1;
+		OpenLeaf	o;
+		int64		nl;
+		int			l,
+					r;
+		HistBin    *small;
+
+		CHECK_FOR_INTERRUPTS();
+		for (i = 0; i < nopen; i++)
+			if (open[i].sp.f >= 0 && (best < 0 || open[i].sp.gain > open[best].sp.gain))
+				best = i;
+		if (best < 0)
+			break;
+		o = open[best];
+		nl = Partition(t, rows + o.start, o.m, &o.sp);
+		small = pool[--npool];
+		/* the parent's histogram becomes the larger child's */
+		SplitNode(t, tr, o.node, rows + o.start, nl, o.m - nl, &o.sp, o.hist, small, o.hist, &l, &r);
+		open[best].node = l;
+		open[best].start = o.start;
+		open[best].m = nl;
+		open[best].depth = o.depth + 1;
+		open[best].hist = nl <= o.m - nl ? small : o.hist;
+		FindSplit(t, open[best].hist, nl, o.depth + 1, &open[best].sp);
+		open[nopen].node = r;
+		open[nopen].start = o.start + nl;
+		open[nopen].m = o.m - nl;
+		open[nopen].depth = o.depth + 1;
+		open[nopen].hist = nl <= o.m - nl ? o.hist : small;
+		FindSplit(t, open[nopen].hist, o.m - nl, o.depth + 1, &open[nopen].sp);
+		nopen++;
+	}
+	for (i = 0; i < nopen; i++)
+		MakeLeaf(t, tr, open[i].node, rows + open[i].start, open[i].m, &open[i].sp);
+	pfree(open);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1116,6 +1243,19 @@ ecrm_gbdt_train_final(PG_FUNCTION_ARGS)
 	t.hist = (HistBin **) palloc(sizeof(HistBin *) * 2 * (t.p.max_depth + 1));
 	for (i = 0; i < 2 * (t.p.max_depth + 1); i++)
 		t.hist[i] = (HistBin *) palloc(mul_size(sizeof(HistBin), t.hsize));
+	if (t.p.max_leaf_nodes > 0)
+	{
+		if (mul_size(mul_size(sizeof(HistBin), t.hsize), t.p.max_leaf_nodes) > (Size) 1024 * 1024 * 1024)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("max_leaf_nodes %d needs more than 1 GB of histograms for %d bins", t.p.max_leaf_nodes, t.hsize),
+					 errdetail("Leaf-wise growth keeps one histogram per open leaf."),
+					 errhint("Lower max_leaf_nodes or max_bins.")));
+		t.hist_leafwise = (HistBin **) palloc(sizeof(HistBin *) * t.p.max_leaf_nodes);
+		t.pool = (HistBin **) palloc(sizeof(HistBin *) * t.p.max_leaf_nodes);
+		for (i = 0; i < t.p.max_leaf_nodes; i++)
+			t.hist_leafwise[i] = (HistBin *) palloc(mul_size(sizeof(HistBin), t.hsize));
+	}
 	t.g = (double *) palloc0(sizeof(double) * t.n);
 	t.h = (double *) palloc0(sizeof(double) * t.n);
 	t.raw = (double *) palloc(sizeof(double) * t.n);
@@ -1147,7 +1287,10 @@ ecrm_gbdt_train_final(PG_FUNCTION_ARGS)
 		tr->cover = palloc(sizeof(double) * tr->cap);
 		TreeNode(tr, (double) ntrain);
 		BuildHist(&t, t.hist[0], t.rows, ntrain);
-		GrowNode(&t, tr, 0, t.rows, ntrain, t.hist[0], 0);
+		if (t.p.max_leaf_nodes > 0)
+			GrowLeafwise(&t, tr, t.rows, ntrain, t.hist[0]);
+		else
+			GrowNode(&t, tr, 0, t.rows, ntrain, t.hist[0], 0);
 		ntrees = it + 1;
 
 		if (nval > 0)
@@ -1235,6 +1378,8 @@ ecrm_gbdt_train_final(PG_FUNCTION_ARGS)
 		pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
 		PushKeyFloat(&ps, "learning_rate", t.p.learning_rate);
 		PushKeyInt(&ps, "max_depth", t.p.max_depth);
+		if (t.p.max_leaf_nodes > 0)
+			PushKeyInt(&ps, "max_leaf_nodes", t.p.max_leaf_nodes);
 		PushKeyInt(&ps, "max_iter", t.p.max_iter);
 		PushKeyInt(&ps, "min_samples_leaf", t.p.min_samples_leaf);
 		PushKeyFloat(&ps, "l2", t.p.l2);

@@ -74,6 +74,19 @@ SELECT count(*) AS rows,
        max((SELECT max(abs(a - b)) FROM unnest(ecrm.gbdt_explain(m, x), pg_temp.brute_shap(m, x)) u(a, b))) < 1e-9 AS exact,
        max((SELECT max(abs(a)) FROM unnest(ecrm.gbdt_explain(m, x)) a)) > 0.1 AS not_trivial
   FROM small, (SELECT ARRAY[x1, x2, x3, x4, x1 * x2, x2 - x3] AS x FROM d WHERE i % 97 = 0 OR i IN (20, 30)) r;
+-- leaf-wise growth (max_leaf_nodes): at most that many leaves per tree, and the
+-- same exact explanations
+CREATE TEMP TABLE leafy AS SELECT ecrm.gbdt_train(ARRAY[x1, x2, x3, x4, x1 * x2, x2 - x3], y,
+                                 '{"max_leaf_nodes": 5, "max_depth": 16, "max_iter": 6, "min_samples_leaf": 5, "validation_fraction": 0, "learning_rate": 0.5}') AS m FROM d;
+SELECT max((SELECT count(*) FROM jsonb_array_elements(t -> 'feature') e WHERE e::int = -1)) AS most_leaves,
+       m -> 'params' -> 'max_leaf_nodes' AS max_leaf_nodes
+  FROM leafy, jsonb_array_elements(m -> 'trees') t GROUP BY m;
+SELECT count(*) AS rows,
+       max((SELECT max(abs(a - b)) FROM unnest(ecrm.gbdt_explain(m, x), pg_temp.brute_shap(m, x)) u(a, b))) < 1e-9 AS exact,
+       max(abs(ecrm.gbdt_base_value(m) + (SELECT sum(c) FROM unnest(ecrm.gbdt_explain(m, x)) c) - ecrm.gbdt_log_odds(m, x))) < 1e-9 AS adds_up
+  FROM leafy, (SELECT ARRAY[x1, x2, x3, x4, x1 * x2, x2 - x3] AS x FROM d WHERE i % 97 = 0 OR i IN (20, 30)) r;
+SELECT round(ecrm.roc_auc(ecrm.gbdt_predict(m, ARRAY[x1, x2, x3, x4]), y)::numeric, 2) > 0.9 AS leafwise_learnt
+  FROM d, (SELECT ecrm.gbdt_train(ARRAY[x1, x2, x3, x4], y, '{"max_leaf_nodes": 31, "max_depth": 16, "seed": 7}') AS m FROM d) z;
 SELECT ecrm._gbdt_conditional_expectation(m, '{0.1,0.2,0.3,1,0.02,-0.1}', '{t,t,t,t,t,t}') = ecrm.gbdt_log_odds(m, '{0.1,0.2,0.3,1,0.02,-0.1}') AS all_known_is_prediction,
        abs(ecrm._gbdt_conditional_expectation(m, '{0.1,0.2,0.3,1,0.02,-0.1}', '{f,f,f,f,f,f}') - ecrm.gbdt_base_value(m)) < 1e-12 AS none_known_is_base
   FROM small;
@@ -125,6 +138,8 @@ SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"max_iter": 2.5}') FROM d;
 SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"l2": -1}') FROM d;
 SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"min_samples_leaf": "20"}') FROM d;
 SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"maxdepth": 3}') FROM d;
+SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"max_leaf_nodes": 1}') FROM d;
+SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"max_leaf_nodes": 257}') FROM d;
 SELECT ecrm.gbdt_train(ARRAY[x1], y, '[1]') FROM d;
 SELECT ecrm.gbdt_train(ARRAY[x1], y, '{"validation_fraction": 0.9}') FROM d;
 -- a NULL parameter object means the defaults
