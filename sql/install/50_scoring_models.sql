@@ -42,10 +42,10 @@ COMMENT ON COLUMN ecrm.scoring_model.half_life IS 'Rules: engagement points halv
 COMMENT ON COLUMN ecrm.scoring_model.max_score IS 'Rules: the overall cap of the score';
 COMMENT ON COLUMN ecrm.scoring_model.mql_threshold IS 'A lead whose score reaches it becomes marketing_qualified (a probability for logistic models)';
 COMMENT ON COLUMN ecrm.scoring_model.sql_threshold IS 'A lead or marketing-qualified lead whose score reaches it becomes sales_qualified';
-COMMENT ON COLUMN ecrm.scoring_model.feature_source IS 'Logistic: the table or view features are read from when scoring (it has customer_id); NULL means ecrm.crm_features(as_of)';
-COMMENT ON COLUMN ecrm.scoring_model.feature_spec IS 'Logistic: the feature specification (ecrm.feature_spec) the model was trained with';
+COMMENT ON COLUMN ecrm.scoring_model.feature_source IS 'Logistic and gbdt: the table or view features are read from when scoring (it has customer_id); NULL means ecrm.crm_features(as_of)';
+COMMENT ON COLUMN ecrm.scoring_model.feature_spec IS 'Logistic and gbdt: the feature specification (ecrm.feature_spec) the model was trained with';
 COMMENT ON COLUMN ecrm.scoring_model.model IS 'Logistic: the model (ecrm.logreg_train); gbdt: the trees (ecrm.gbdt_train)';
-COMMENT ON COLUMN ecrm.scoring_model.metrics IS 'Logistic: evaluation on the held-out rows (auc, log_loss, lift and calibration by decile)';
+COMMENT ON COLUMN ecrm.scoring_model.metrics IS 'Logistic and gbdt: evaluation on the held-out rows (auc, log_loss, lift and calibration by decile); gbdt also the training rounds, best round and validation log loss';
 COMMENT ON COLUMN ecrm.scoring_model.based_on IS 'The version this one was made from';
 COMMENT ON COLUMN ecrm.scoring_model.compiled_sql IS 'Rules: the scoring query compiled from the rules when the model was activated (internal)';
 COMMENT ON COLUMN ecrm.scoring_model.rescore_sql IS 'The statement that rescores one customer when their data changes, written when the model was activated (internal; its plan is kept per session)';
