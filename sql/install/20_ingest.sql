@@ -303,6 +303,7 @@ BEGIN
     IF name IS NULL OR btrim(name) = '' OR length(name) > 500 THEN
         RAISE EXCEPTION 'name of product "%" must be 1 to 500 characters', sku USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM ecrm._finite(price, 'price');
     IF price < 0 OR price = 'NaN' OR price >= 1e10 THEN
         RAISE EXCEPTION 'price of product "%" is out of range: %', sku, price USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
@@ -541,6 +542,7 @@ BEGIN
     IF channel IS NULL THEN
         RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM ecrm._finite(budget, 'budget');
     IF EXISTS (SELECT FROM ecrm.campaign c WHERE c.name = create_campaign.name) THEN
         RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'unique_violation';
     END IF;
@@ -585,6 +587,7 @@ BEGIN
     IF campaign_id IS NULL OR k IS NULL THEN
         RAISE EXCEPTION 'campaign_id and kind must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM ecrm._finite(revenue, 'revenue');
     SELECT c.purpose INTO purpose FROM ecrm.campaign c WHERE c.campaign_id = record_campaign_events.campaign_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'campaign % does not exist', campaign_id USING ERRCODE = 'foreign_key_violation';

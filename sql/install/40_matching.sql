@@ -1552,6 +1552,7 @@ DECLARE
     sv  bigint := survivor;
     mid bigint;
 BEGIN
+    PERFORM ecrm._finite(probability, 'probability');
     PERFORM ecrm._check_merge_isolation();
     ids := ecrm._check_merge_ids(customer_ids, survivor);
     PERFORM ecrm._survivorship(survivorship);
