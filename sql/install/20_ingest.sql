@@ -587,7 +587,6 @@ BEGIN
     IF campaign_id IS NULL OR k IS NULL THEN
         RAISE EXCEPTION 'campaign_id and kind must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM ecrm._finite(revenue, 'revenue');
     SELECT c.purpose INTO purpose FROM ecrm.campaign c WHERE c.campaign_id = record_campaign_events.campaign_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'campaign % does not exist', campaign_id USING ERRCODE = 'foreign_key_violation';
