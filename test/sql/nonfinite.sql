@@ -223,10 +223,10 @@ SELECT c.fn, k, v.value,
    AND c.types[k] IN ('real'::regtype, 'double precision'::regtype, 'numeric'::regtype, 'real[]'::regtype,
                       'double precision[]'::regtype, 'numeric[]'::regtype);
 
--- The plausible calls work (so a refusal below is about the value), and every function has them.  The
--- few listed need data this test does not build (orders, a trained model); they check their arguments
--- before they look for it, so their refusals below count all the same.
-SELECT fn, outcome FROM nf_result WHERE pos IS NULL AND outcome <> 'ok' ORDER BY fn::text;
+-- Every function has plausible arguments, and they pass its argument checks (so a refusal below is about
+-- the value).  A few plausible calls fail later, for want of data (orders, a trained model) that earlier
+-- tests may or may not have left; the checks come first, so their refusals below count all the same.
+SELECT fn, outcome FROM nf_result WHERE pos IS NULL AND outcome IN ('22023', 'no plausible arguments') ORDER BY fn::text;
 -- Every non-finite value is refused with 22023, except where allowed.
 SELECT r.fn, r.pos, r.value, r.outcome
   FROM nf_result r LEFT JOIN nonfinite_allowed a USING (fn, pos, value)
