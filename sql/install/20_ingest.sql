@@ -598,6 +598,7 @@ BEGIN
         RAISE EXCEPTION 'at most 10000000 recipients in one call, not %', cardinality(customer_ids)
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
+    PERFORM ecrm._finite(revenue, 'revenue');
     IF revenue IS NULL OR revenue < 0 OR revenue = 'NaN' OR revenue >= 1e12 THEN
         RAISE EXCEPTION 'revenue must be a number from 0 to 999999999999.99, not %', revenue
             USING ERRCODE = 'numeric_value_out_of_range';
