@@ -7,6 +7,7 @@
 
 #include "ecrm.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 PG_MODULE_MAGIC;
 
@@ -30,6 +31,49 @@ int			ecrm_idset_max_memory = 1024 * 1024;	/* kB */
 double		ecrm_progress_interval = 5.0;
 
 void		_PG_init(void);
+
+/*
+ * This library is loaded lazily, at the first call of one of its functions,
+ * and that call may come inside a parallel operation: a C function reached
+ * through a SQL or PL/pgSQL function of a parallel plan, an expression index
+ * built by parallel workers, or a worker whose leader had not loaded ecrm yet.
+ * Defining a GUC then has to apply the value its placeholder already holds
+ * (postgresql.conf, ALTER SYSTEM, a SET made before the load), and PostgreSQL
+ * refuses to set parameters in parallel mode: the value was lost with only a
+ * WARNING, and the process kept the default for the rest of its life (an
+ * empty ecrm.pseudonym_key).  Applying the placeholder's value changes
+ * nothing another process could disagree with, since this process already
+ * had that value and workers get theirs from the leader, so the definitions
+ * carry GUC_ALLOW_IN_PARALLEL while _PG_init runs.  Afterwards the flag is
+ * taken off again: a SET of an ecrm setting inside a parallel operation
+ * would change one process only, and must keep failing.
+ */
+#ifdef GUC_ALLOW_IN_PARALLEL
+#define ECRM_GUC_LOAD_FLAGS GUC_ALLOW_IN_PARALLEL
+#else
+#define ECRM_GUC_LOAD_FLAGS 0
+#endif
+
+/* Take GUC_ALLOW_IN_PARALLEL off the settings of ecrm once they are defined. */
+static void
+ForbidSettingInParallel(void)
+{
+#ifdef GUC_ALLOW_IN_PARALLEL
+#if PG_VERSION_NUM >= 160000
+	int			n;
+	struct config_generic **vars = get_guc_variables(&n);
+#else
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+#endif
+
+	for (int i = 0; i < n; i++)
+	{
+		if (strncmp(vars[i]->name, "ecrm.", 5) == 0)
+			vars[i]->flags &= ~GUC_ALLOW_IN_PARALLEL;
+	}
+#endif
+}
 
 /* Accept an ISO 3166-1 alpha-2 code that ecrm knows a calling code for. */
 static bool
@@ -83,7 +127,7 @@ _PG_init(void)
 							   &ecrm_default_country,
 							   "",
 							   PGC_USERSET,
-							   0,
+							   ECRM_GUC_LOAD_FLAGS,
 							   CheckDefaultCountry, NULL, NULL);
 
 	DefineCustomBoolVariable("ecrm.segment_realtime",
@@ -92,7 +136,7 @@ _PG_init(void)
 							 &ecrm_segment_realtime,
 							 true,
 							 PGC_USERSET,
-							 0,
+							 ECRM_GUC_LOAD_FLAGS,
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("ecrm.idset_max_memory",
@@ -103,7 +147,7 @@ _PG_init(void)
 							1024,
 							INT_MAX,
 							PGC_USERSET,
-							GUC_UNIT_KB,
+							GUC_UNIT_KB | ECRM_GUC_LOAD_FLAGS,
 							NULL, NULL, NULL);
 
 	/* Set (usually SET LOCAL) by whoever moves a customer along the lifecycle; the trigger records it. */
@@ -113,7 +157,7 @@ _PG_init(void)
 							   &ecrm_lifecycle_reason,
 							   "",
 							   PGC_USERSET,
-							   GUC_NOT_IN_SAMPLE,
+							   GUC_NOT_IN_SAMPLE | ECRM_GUC_LOAD_FLAGS,
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("ecrm.lead_score_model",
@@ -122,7 +166,7 @@ _PG_init(void)
 							   &ecrm_lead_score_model,
 							   "default",
 							   PGC_USERSET,
-							   0,
+							   ECRM_GUC_LOAD_FLAGS,
 							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("ecrm.conversion_model",
@@ -131,7 +175,7 @@ _PG_init(void)
 							   &ecrm_conversion_model,
 							   "conversion",
 							   PGC_USERSET,
-							   0,
+							   ECRM_GUC_LOAD_FLAGS,
 							   NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("ecrm.score_on_write",
@@ -140,7 +184,7 @@ _PG_init(void)
 							 &ecrm_score_on_write,
 							 true,
 							 PGC_USERSET,
-							 0,
+							 ECRM_GUC_LOAD_FLAGS,
 							 NULL, NULL, NULL);
 
 	/*
@@ -154,7 +198,7 @@ _PG_init(void)
 							 &ecrm_restoring,
 							 false,
 							 PGC_USERSET,
-							 0,
+							 ECRM_GUC_LOAD_FLAGS,
 							 NULL, NULL, NULL);
 	/* Superuser-only: SHOW, current_setting() and pg_settings hide it from everyone else. */
 	DefineCustomStringVariable("ecrm.pseudonym_key",
@@ -163,7 +207,7 @@ _PG_init(void)
 							   &ecrm_pseudonym_key,
 							   "",
 							   PGC_SUSET,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | ECRM_GUC_LOAD_FLAGS,
 							   CheckPseudonymKey, NULL, NULL);
 
 	DefineCustomEnumVariable("ecrm.realtime_resolution",
@@ -173,7 +217,7 @@ _PG_init(void)
 							 ECRM_RESOLVE_MERGE,
 							 realtime_resolution_options,
 							 PGC_USERSET,
-							 0,
+							 ECRM_GUC_LOAD_FLAGS,
 							 NULL, NULL, NULL);
 
 	DefineCustomRealVariable("ecrm.progress_interval",
@@ -182,8 +226,9 @@ _PG_init(void)
 							 &ecrm_progress_interval,
 							 5.0, 0.0, 86400.0,
 							 PGC_USERSET,
-							 GUC_UNIT_S,
+							 GUC_UNIT_S | ECRM_GUC_LOAD_FLAGS,
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("ecrm");
+	ForbidSettingInParallel();
 }

@@ -6,6 +6,8 @@
 #ifndef ECRM_H
 #define ECRM_H
 
+#include <math.h>
+
 #include "fmgr.h"
 #include "utils/builtins.h"
 
@@ -54,6 +56,34 @@ EcrmCheckFieldLength(const text *t, const char *what)
 				 errmsg("%s is too long (%zu bytes)", what,
 						(size_t) VARSIZE_ANY_EXHDR(t)),
 				 errdetail("The limit is %d bytes.", ECRM_MAX_FIELD_BYTES)));
+}
+
+/*
+ * Refuse NaN and infinities where they mean nothing (every numeric entry
+ * point calls one of these); "what" names the argument in the error.
+ */
+static inline void
+EcrmCheckFinite(double v, const char *what)
+{
+	if (unlikely(isnan(v) || isinf(v)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a finite number, not %s", what,
+						isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity")),
+				 errdetail("ecrm refuses NaN and infinities where they have no meaning.")));
+}
+
+/* The same for n doubles, naming the 1-based element. */
+static inline void
+EcrmCheckFiniteArray(const double *v, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+		if (unlikely(isnan(v[i]) || isinf(v[i])))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must hold finite numbers, but element %d is %s", what, i + 1,
+							isnan(v[i]) ? "NaN" : (v[i] > 0 ? "Infinity" : "-Infinity")),
+					 errdetail("ecrm refuses NaN and infinities where they have no meaning.")));
 }
 
 /* normalize.c — used by other capabilities too */

@@ -404,6 +404,12 @@ LogLossState(ArrayType *a)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid log_loss state"),
 				 errdetail("The state is a float8[2] of {rows, sum of losses}.")));
+	EcrmCheckFiniteArray((double *) EcrmArrayData(a), 2, "log_loss state");
+	if (((double *) EcrmArrayData(a))[0] < 0 || ((double *) EcrmArrayData(a))[1] < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid log_loss state"),
+				 errdetail("The state is a float8[2] of {rows, sum of losses}, neither negative.")));
 	return (double *) EcrmArrayData(a);
 }
 

@@ -108,6 +108,12 @@ Weight(int16 *g, int n, const Matrix *w, double prior)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("comparison %d has no level %d", i + 1, g[i])));
+		if (isinf(x))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the weight of level %d of comparison %d must be finite, not %s", g[i], i + 1,
+							x > 0 ? "Infinity" : "-Infinity"),
+					 errdetail("ecrm refuses NaN and infinities where they have no meaning; NaN marks a level a comparison does not have.")));
 		total += x;
 	}
 	return total;

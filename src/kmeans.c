@@ -535,5 +535,6 @@ ecrm_kmeans_assign(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("centroids must be a k x %d array without NULLs, as ecrm.kmeans returns", dim)));
 	k = ARR_DIMS(centroids)[0];
+	CheckFinite((double *) ((char *) centroids + ARR_OVERHEAD_NONULLS(2)), k * dim, "centroids");
 	PG_RETURN_INT32(Nearest(v, (double *) ((char *) centroids + ARR_OVERHEAD_NONULLS(2)), k, dim, NULL) + 1);
 }

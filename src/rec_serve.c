@@ -165,6 +165,7 @@ EcrmServeParse(FunctionCallInfo fcinfo)
 	CheckNoNulls(ps, "popular scores");
 	a->popular = EcrmArrayData(pp);
 	a->popular_score = EcrmArrayData(ps);
+	EcrmCheckFiniteArray(a->popular_score, a->npopular, "popular scores");
 
 	if (!PG_ARGISNULL(11))
 	{

@@ -120,6 +120,8 @@ ecrm_decayed_sum_trans(PG_FUNCTION_ARGS)
 	w = DecayWeight(PG_GETARG_TIMESTAMPTZ(2), PG_GETARG_TIMESTAMPTZ(3),
 					HalfLifeSeconds(PG_GETARG_INTERVAL_P(4)));
 
+	if (!PG_ARGISNULL(0))
+		EcrmCheckFinite(PG_GETARG_FLOAT8(0), "decayed_sum state");
 	sum = (PG_ARGISNULL(0) ? 0.0 : PG_GETARG_FLOAT8(0)) + value * w;
 	if (isinf(sum))
 		float_overflow_error();

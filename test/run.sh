@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run every ecrm test against a throwaway cluster:
-#   pg_regress (test/sql), isolation (test/isolation/specs), pgTAP (test/pgtap), shell tests (test/shell),
+#   pg_regress (test/sql) twice, the second time under force_parallel_mode = regress, isolation
+#   (test/isolation/specs), pgTAP (test/pgtap), shell tests (test/shell),
 #   and, when ../shared/tools/fuzz_sql.py exists and ECRM_FUZZ_ITERATIONS > 0, a short fuzz run.
 # Installs what is missing first (apt), builds and installs ecrm. Exits non-zero on any failure and ends
 # with a line "N passed, N failed".
 #
 #   bash test/run.sh                 everything
-#   ECRM_ONLY=regress|isolation|pgtap|shell|fuzz bash test/run.sh
+#   ECRM_ONLY=regress|parallel|isolation|pgtap|shell|fuzz bash test/run.sh   (regress runs parallel too)
 #   ECRM_KEEP=1 bash test/run.sh     keep the cluster running afterwards
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -48,6 +49,21 @@ if want regress; then
     rc=$?
     cat /tmp/ecrm-regress.$$
     count_regress /tmp/ecrm-regress.$$ regress $rc
+    [ -f regression.diffs ] && head -200 regression.diffs
+    rm -f /tmp/ecrm-regress.$$
+fi
+
+# The same suite again with every query that can run in a parallel worker forced into one, as
+# PostgreSQL tests itself: a function wrongly labelled PARALLEL SAFE, or session state a worker does
+# not share, fails here.  Its results count on their own, named parallel/<test>.
+if want regress || want parallel; then
+    ecrm_log "pg_regress under force_parallel_mode = regress"
+    rm -rf results regression.diffs regression.out
+    PGOPTIONS="${PGOPTIONS:-} -c force_parallel_mode=regress" \
+        make -s installcheck PG_CONFIG="$PGX" ISOLATION= >/tmp/ecrm-regress.$$ 2>&1
+    rc=$?
+    cat /tmp/ecrm-regress.$$
+    count_regress /tmp/ecrm-regress.$$ parallel $rc
     [ -f regression.diffs ] && head -200 regression.diffs
     rm -f /tmp/ecrm-regress.$$
 fi

@@ -5,6 +5,21 @@
 -- so a caller's search_path never changes what runs.
 
 ------------------------------------------------------------------------------
+-- The argument check of SQL and PL/pgSQL functions taking a number where NaN
+-- and infinities mean nothing (src/finite.c); C functions check the same way.
+------------------------------------------------------------------------------
+CREATE FUNCTION ecrm._finite(value double precision, what text) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'ecrm_finite_float8'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm._finite(double precision, text) IS
+    'The value, or error 22023 naming it (what) when it is NaN or infinite';
+CREATE FUNCTION ecrm._finite(value numeric, what text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'ecrm_finite_numeric'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION ecrm._finite(numeric, text) IS
+    'The value, or error 22023 naming it (what) when it is NaN or infinite';
+
+------------------------------------------------------------------------------
 -- Normalisation kernel (src/normalize.c)
 ------------------------------------------------------------------------------
 CREATE FUNCTION ecrm.normalize_email(email text) RETURNS text

@@ -349,6 +349,7 @@ BEGIN
     IF name IS NULL OR btrim(name) = '' OR length(name) > 500 THEN
         RAISE EXCEPTION 'name of product "%" must be 1 to 500 characters', sku USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM ecrm._finite(price, 'price');
     IF price < 0 OR price = 'NaN' OR price >= 1e10 THEN
         RAISE EXCEPTION 'price of product "%" is out of range: %', sku, price USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
@@ -587,6 +588,7 @@ BEGIN
     IF channel IS NULL THEN
         RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM ecrm._finite(budget, 'budget');
     IF EXISTS (SELECT FROM ecrm.campaign c WHERE c.name = create_campaign.name) THEN
         RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'unique_violation';
     END IF;
@@ -642,6 +644,7 @@ BEGIN
         RAISE EXCEPTION 'at most 10000000 recipients in one call, not %', cardinality(customer_ids)
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
+    PERFORM ecrm._finite(revenue, 'revenue');
     IF revenue IS NULL OR revenue < 0 OR revenue = 'NaN' OR revenue >= 1e12 THEN
         RAISE EXCEPTION 'revenue must be a number from 0 to 999999999999.99, not %', revenue
             USING ERRCODE = 'numeric_value_out_of_range';

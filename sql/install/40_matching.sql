@@ -1576,6 +1576,7 @@ DECLARE
     sv  bigint := survivor;
     mid bigint;
 BEGIN
+    PERFORM ecrm._finite(probability, 'probability');
     PERFORM ecrm._check_merge_isolation();
     ids := ecrm._check_merge_ids(customer_ids, survivor);
     sv := ecrm.resolve_customer(sv);

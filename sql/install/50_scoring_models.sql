@@ -834,6 +834,8 @@ BEGIN
         RAISE EXCEPTION 'invalid model name "%"', left(coalesce(name, 'NULL'), 100)
             USING ERRCODE = 'invalid_parameter_value', HINT = 'A name is 1 to 63 lower-case letters, digits and "_", starting with a letter.';
     END IF;
+    PERFORM ecrm._finite(max_score, 'max_score'), ecrm._finite(mql_threshold, 'mql_threshold'),
+            ecrm._finite(sql_threshold, 'sql_threshold');
     IF EXISTS (SELECT FROM ecrm.scoring_model s WHERE s.name = create_scoring_model.name) THEN
         RAISE EXCEPTION 'scoring model "%" already exists', name
             USING ERRCODE = 'unique_violation', HINT = format('Make a new version with ecrm.new_model_version(%L).', name);
@@ -938,12 +940,15 @@ COMMENT ON FUNCTION ecrm.refresh_lead_scores(text, timestamptz) IS
 
 -- Which stage a score implies under a model's thresholds (NULL without thresholds).
 CREATE FUNCTION ecrm._implied_stage(m ecrm.scoring_model, score double precision) RETURNS ecrm.lifecycle_stage
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS
 $$
-    SELECT CASE WHEN m.mql_threshold IS NULL AND m.sql_threshold IS NULL THEN NULL
+BEGIN
+    PERFORM ecrm._finite(score, 'score');
+    RETURN CASE WHEN m.mql_threshold IS NULL AND m.sql_threshold IS NULL THEN NULL
                 WHEN score >= m.sql_threshold THEN 'sales_qualified'
                 WHEN score >= m.mql_threshold THEN 'marketing_qualified'
-                ELSE 'lead' END::ecrm.lifecycle_stage
+                ELSE 'lead' END::ecrm.lifecycle_stage;
+END
 $$;
 
 CREATE FUNCTION ecrm.compare_model_scores(candidate bigint, baseline bigint DEFAULT NULL, as_of timestamptz DEFAULT now())
@@ -1150,6 +1155,7 @@ BEGIN
     IF holdout IS NULL OR holdout < 0 OR holdout > 0.5 THEN
         RAISE EXCEPTION 'holdout must be between 0 and 0.5, not %', coalesce(holdout::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM ecrm._finite(l2, 'l2'), ecrm._finite(mql_threshold, 'mql_threshold'), ecrm._finite(sql_threshold, 'sql_threshold');
     SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
      WHERE a.attrelid = source AND a.attname = train_lead_model.label AND a.attnum > 0 AND NOT a.attisdropped;
     IF typ IS DISTINCT FROM 'boolean'::regtype THEN

@@ -424,11 +424,9 @@ $$;
 
 -- 1 to 5: one more for every cut point the value beats (is above, or below when lower is better).
 CREATE FUNCTION ecrm.rfm_score(value double precision, cutoffs double precision[], lower_is_better boolean DEFAULT false)
-    RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN 1 + (SELECT count(*)::integer FROM pg_catalog.unnest(cutoffs) c
-                 WHERE CASE WHEN lower_is_better THEN value < c ELSE value > c END);
+    RETURNS integer AS 'MODULE_PATHNAME', 'ecrm_rfm_score' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION ecrm.rfm_score(double precision, double precision[], boolean) IS
-    'Quintile score 1 to 5 of a value against four cut points (20th to 80th percentile): one more for every cut point it beats; ties share a score';
+    'Quintile score 1 to 5 of a value against four cut points (20th to 80th percentile): one more for every cut point it beats; ties share a score. NaN, infinities and cut points out of ascending order are refused (22023); a NULL value scores 1';
 
 CREATE FUNCTION ecrm.rfm_class(r_score integer, f_score integer, m_score integer) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

@@ -230,7 +230,7 @@ COMMENT ON FUNCTION ecrm._rec_opted_out() IS
 CREATE FUNCTION ecrm._rec_decay(weight double precision, at timestamptz, decay_from timestamptz, half_life interval)
     RETURNS double precision
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN weight * CASE WHEN half_life IS NULL THEN 1
+    RETURN ecrm._finite(weight, 'weight') * CASE WHEN half_life IS NULL THEN 1
                          ELSE pg_catalog.power(0.5::double precision,
                                                pg_catalog.date_part('epoch', decay_from - at)
                                                / nullif(pg_catalog.date_part('epoch', half_life), 0)) END;

@@ -234,6 +234,10 @@ $$
 DECLARE
     v numeric;
 BEGIN
+    -- -Infinity and Infinity are open bounds; NaN is no bound at all
+    IF lo = 'NaN' OR hi = 'NaN' THEN
+        RAISE EXCEPTION 'bounds of "%" of % must not be NaN', field, what USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF doc -> field IS NULL OR jsonb_typeof(doc -> field) = 'null' THEN
         IF required THEN
             RAISE EXCEPTION '% needs "%"', what, field USING ERRCODE = 'invalid_parameter_value';
@@ -1786,6 +1790,7 @@ BEGIN
     IF name IS NULL OR btrim(name) = '' OR length(name) > 200 THEN
         RAISE EXCEPTION 'routing rule name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM ecrm._finite(min_customer_value, 'min_customer_value');
     IF cardinality(categories) > 1000 OR cardinality(channels) > 100 OR cardinality(languages) > 100
        OR EXISTS (SELECT FROM unnest(categories || languages) v WHERE length(v) > 200) THEN
         RAISE EXCEPTION 'routing rule "%" has too many or too long categories or languages (at most 1000 categories, 100 languages, 200 characters each)', name

@@ -16,6 +16,7 @@ CREATE FUNCTION ecrm._demo_u(seed integer, i bigint, salt integer) RETURNS doubl
 CREATE FUNCTION ecrm._demo_typo(s text, u double precision) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN (SELECT CASE
+        WHEN ecrm._finite(u, 'u') IS NULL THEN NULL  -- never NULL (strict): refuses NaN and infinities first
         WHEN length(s) < 4 THEN s
         WHEN u < 0.3 THEN   -- swap two neighbours
             overlay(s PLACING substr(s, x.p + 1, 1) || substr(s, x.p, 1) FROM x.p FOR 2)
