@@ -12,7 +12,7 @@ ECRM_PG_MAJOR=${ECRM_PG_MAJOR:-15}
 ECRM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ECRM_APT_PACKAGES="make gcc libc6-dev postgresql-$ECRM_PG_MAJOR postgresql-server-dev-$ECRM_PG_MAJOR
   postgresql-contrib postgresql-$ECRM_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libroaring-dev
-  python3-psycopg2 gzip"
+  python3-psycopg2 gzip libssl-dev"
 
 ecrm_log() { printf '== %s\n' "$*" >&2; }
 
@@ -28,8 +28,10 @@ ecrm_install_deps() {
     if [ -n "$missing" ]; then
         ecrm_log "installing:$missing"
         ecrm_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        # All of them, not only the missing ones: installing the headers alone could leave an older server
+        # behind them (a setting flag such as GUC_ALLOW_IN_PARALLEL exists only from 15.20 on).
         # shellcheck disable=SC2086
-        ecrm_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
+        ecrm_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $ECRM_APT_PACKAGES >&2
     fi
 }
 
