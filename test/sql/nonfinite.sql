@@ -18,6 +18,9 @@ SELECT ecrm.upsert_customer('{"email": "nan.one@example.org", "first_name": "Ann
 SELECT ecrm.create_scoring_model('nonfinite_scoring') IS NOT NULL AS scoring_model;
 CREATE TABLE nf_points (customer_id bigint, x double precision, converted boolean);
 INSERT INTO nf_points SELECT c1, 1, true FROM nf_ids UNION ALL SELECT c2, 2, false FROM nf_ids;
+CREATE TEMP TABLE nf_gbdt AS
+SELECT ecrm.gbdt_train(f, l, '{"min_samples_leaf": 1, "max_iter": 3}') AS m
+  FROM (VALUES ('{1,2}'::float8[], true), ('{2,1}', false), ('{1,1}', true), ('{2,2}', false)) v(f, l);
 
 -- One call per function: a SQL template whose $k is the k-th argument, and the k-th argument's
 -- plausible value.  The default template is "SELECT f($1, ..., $n)"; aggregates give their own.
@@ -131,8 +134,21 @@ INSERT INTO plausible VALUES
   '{"''nf_als''",NULL,2,1,10,2,"''90 days''::interval","''30 days''::interval","''cg''",3,42}', NULL),
  ('ecrm.train_item_model(text,timestamp with time zone,integer,double precision,double precision,double precision,double precision,double precision,interval,interval,integer)',
   '{"''nf_item''",NULL,30,0,0.4,0.5,2,0.5,"''90 days''::interval","''30 days''::interval",1}', NULL),
- ('ecrm.train_lead_model(text,regclass,text,double precision,double precision,text[],regclass,double precision,double precision,text)',
-  '{"''nf_lead''","''nf_points''::regclass","''converted''",1.0,0.2,"''{}''::text[]",NULL,NULL,NULL,NULL}', NULL),
+ ('ecrm.train_lead_model(text,regclass,text,double precision,double precision,text[],regclass,double precision,double precision,text,text,jsonb)',
+  '{"''nf_lead''","''nf_points''::regclass","''converted''",1.0,0.2,"''{}''::text[]",NULL,NULL,NULL,NULL,"''logistic''",NULL}', NULL),
+ ('ecrm.gbdt_train(double precision[],boolean)', '{"''{1,2}''::float8[]",true}',
+  'SELECT ecrm.gbdt_train(f, l) FROM (VALUES ($1::float8[], $2), (''{2,1}'', false), (''{1,1}'', true), (''{2,2}'', false)) v(f, l)'),
+ ('ecrm.gbdt_train(double precision[],boolean,jsonb)', '{"''{1,2}''::float8[]",true,"''{\"min_samples_leaf\": 1}''::jsonb"}',
+  'SELECT ecrm.gbdt_train(f, l, $3) FROM (VALUES ($1::float8[], $2), (''{2,1}'', false), (''{1,1}'', true), (''{2,2}'', false)) v(f, l)'),
+ ('ecrm.gbdt_train(double precision[],double precision)', '{"''{1,2}''::float8[]",1}',
+  'SELECT ecrm.gbdt_train(f, l) FROM (VALUES ($1::float8[], $2::float8), (''{2,1}'', 0), (''{1,1}'', 1), (''{2,2}'', 0)) v(f, l)'),
+ ('ecrm.gbdt_train(double precision[],double precision,jsonb)', '{"''{1,2}''::float8[]",1,"''{\"min_samples_leaf\": 1}''::jsonb"}',
+  'SELECT ecrm.gbdt_train(f, l, $3) FROM (VALUES ($1::float8[], $2::float8), (''{2,1}'', 0), (''{1,1}'', 1), (''{2,2}'', 0)) v(f, l)'),
+ ('ecrm.gbdt_predict(jsonb,double precision[])', '{"(SELECT m FROM nf_gbdt)","''{1,2}''::float8[]"}', NULL),
+ ('ecrm.gbdt_log_odds(jsonb,double precision[])', '{"(SELECT m FROM nf_gbdt)","''{1,2}''::float8[]"}', NULL),
+ ('ecrm.gbdt_explain(jsonb,double precision[])', '{"(SELECT m FROM nf_gbdt)","''{1,2}''::float8[]"}', NULL),
+ ('ecrm._gbdt_conditional_expectation(jsonb,double precision[],boolean[])',
+  '{"(SELECT m FROM nf_gbdt)","''{1,2}''::float8[]","''{t,t}''::boolean[]"}', NULL),
  ('ecrm.upsert_product(text,text,text,numeric,boolean,jsonb)', '{"''nf-sku''","''Thing''",NULL,9.99,true,"''{}''::jsonb"}', NULL);
 
 -- Where a non-finite value means something; every other position must refuse it with 22023.
@@ -169,6 +185,24 @@ INSERT INTO nonfinite_allowed VALUES
  ('ecrm.numeric_closeness(double precision,double precision,double precision)', 2, 'NaN', 'missing'),
  ('ecrm.numeric_closeness(double precision,double precision,double precision)', 2, 'Infinity', 'a number'),
  ('ecrm.numeric_closeness(double precision,double precision,double precision)', 2, '-Infinity', 'a number'),
+ -- trees: a NaN feature is a missing value (training learns where it goes), and scoring compares an
+ -- infinite feature with the thresholds like any number; training refuses infinite features (binning)
+ ('ecrm._gbdt_conditional_expectation(jsonb,double precision[],boolean[])', 2, 'NaN', 'a missing feature: the learnt default direction'),
+ ('ecrm._gbdt_conditional_expectation(jsonb,double precision[],boolean[])', 2, 'Infinity', 'a feature above every threshold'),
+ ('ecrm._gbdt_conditional_expectation(jsonb,double precision[],boolean[])', 2, '-Infinity', 'a feature below every threshold'),
+ ('ecrm.gbdt_explain(jsonb,double precision[])', 2, 'NaN', 'a missing feature: the learnt default direction'),
+ ('ecrm.gbdt_explain(jsonb,double precision[])', 2, 'Infinity', 'a feature above every threshold'),
+ ('ecrm.gbdt_explain(jsonb,double precision[])', 2, '-Infinity', 'a feature below every threshold'),
+ ('ecrm.gbdt_log_odds(jsonb,double precision[])', 2, 'NaN', 'a missing feature: the learnt default direction'),
+ ('ecrm.gbdt_log_odds(jsonb,double precision[])', 2, 'Infinity', 'a feature above every threshold'),
+ ('ecrm.gbdt_log_odds(jsonb,double precision[])', 2, '-Infinity', 'a feature below every threshold'),
+ ('ecrm.gbdt_predict(jsonb,double precision[])', 2, 'NaN', 'a missing feature: the learnt default direction'),
+ ('ecrm.gbdt_predict(jsonb,double precision[])', 2, 'Infinity', 'a feature above every threshold'),
+ ('ecrm.gbdt_predict(jsonb,double precision[])', 2, '-Infinity', 'a feature below every threshold'),
+ ('ecrm.gbdt_train(double precision[],boolean)', 1, 'NaN', 'a missing feature: each split learns where missing values go'),
+ ('ecrm.gbdt_train(double precision[],boolean,jsonb)', 1, 'NaN', 'a missing feature: each split learns where missing values go'),
+ ('ecrm.gbdt_train(double precision[],double precision)', 1, 'NaN', 'a missing feature: each split learns where missing values go'),
+ ('ecrm.gbdt_train(double precision[],double precision,jsonb)', 1, 'NaN', 'a missing feature: each split learns where missing values go'),
  -- the bounds of a number read from a rule: infinite bounds are open ones
  ('ecrm._rule_number(jsonb,text,text,numeric,numeric,boolean,boolean)', 4, '-Infinity', 'no lower bound'),
  ('ecrm._rule_number(jsonb,text,text,numeric,numeric,boolean,boolean)', 5, 'Infinity', 'no upper bound');
