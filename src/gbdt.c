@@ -1001,65 +1001,6 @@ TreeExpectation(const GbdtNode *nd, int n)
 	return s;
 }
 
-/* jsonb building helpers */
-static void
-PushKey(JsonbParseState **ps, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	pushJsonbValue(ps, WJB_KEY, &k);
-}
-
-static void
-PushNum(JsonbParseState **ps, JsonbIteratorToken tok, Numeric num)
-{
-	JsonbValue	v;
-
-	v.type = jbvNumeric;
-	v.val.numeric = num;
-	pushJsonbValue(ps, tok, &v);
-}
-
-static void
-PushKeyFloat(JsonbParseState **ps, const char *key, double d)
-{
-	PushKey(ps, key);
-	PushNum(ps, WJB_VALUE, EcrmFloat8Numeric(d));
-}
-
-static void
-PushKeyInt(JsonbParseState **ps, const char *key, int64 i)
-{
-	PushKey(ps, key);
-	PushNum(ps, WJB_VALUE, int64_to_numeric(i));
-}
-
-static void
-PushKeyBool(JsonbParseState **ps, const char *key, bool b)
-{
-	JsonbValue	v;
-
-	PushKey(ps, key);
-	v.type = jbvBool;
-	v.val.boolean = b;
-	pushJsonbValue(ps, WJB_VALUE, &v);
-}
-
-static void
-PushKeyString(JsonbParseState **ps, const char *key, const char *s)
-{
-	JsonbValue	v;
-
-	PushKey(ps, key);
-	v.type = jbvString;
-	v.val.string.val = (char *) s;
-	v.val.string.len = strlen(s);
-	pushJsonbValue(ps, WJB_VALUE, &v);
-}
-
 /* One array of a tree: which = 0 feature, 1 threshold, 2 missing_left, 3 left, 4 right, 5 value, 6 cover. */
 static void
 PushTreeArray(JsonbParseState **ps, const char *key, const GbdtNode *nd, int n, int which)
@@ -1075,10 +1016,10 @@ PushTreeArray(JsonbParseState **ps, const char *key, const GbdtNode *nd, int n, 
 		switch (which)
 		{
 			case 0:
-				PushNum(ps, WJB_ELEM, int64_to_numeric(nd[i].feature));
+				PushNumber(ps, WJB_ELEM, int64_to_numeric(nd[i].feature));
 				break;
 			case 1:
-				PushNum(ps, WJB_ELEM, EcrmFloat8Numeric(nd[i].threshold));
+				PushNumber(ps, WJB_ELEM, EcrmFloat8Numeric(nd[i].threshold));
 				break;
 			case 2:
 				v.type = jbvBool;
@@ -1086,16 +1027,16 @@ PushTreeArray(JsonbParseState **ps, const char *key, const GbdtNode *nd, int n, 
 				pushJsonbValue(ps, WJB_ELEM, &v);
 				break;
 			case 3:
-				PushNum(ps, WJB_ELEM, int64_to_numeric(nd[i].left));
+				PushNumber(ps, WJB_ELEM, int64_to_numeric(nd[i].left));
 				break;
 			case 4:
-				PushNum(ps, WJB_ELEM, int64_to_numeric(nd[i].right));
+				PushNumber(ps, WJB_ELEM, int64_to_numeric(nd[i].right));
 				break;
 			case 5:
-				PushNum(ps, WJB_ELEM, EcrmFloat8Numeric(nd[i].value));
+				PushNumber(ps, WJB_ELEM, EcrmFloat8Numeric(nd[i].value));
 				break;
 			default:
-				PushNum(ps, WJB_ELEM, EcrmFloat8Numeric(nd[i].cover));
+				PushNumber(ps, WJB_ELEM, EcrmFloat8Numeric(nd[i].cover));
 				break;
 		}
 	}

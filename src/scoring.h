@@ -1,7 +1,7 @@
 /*
  * scoring.h — helpers shared by the predictive-scoring files (logreg.c,
  * features.c, evaluate.c): reading numbers and keys out of jsonb models and
- * specifications, writing exact float8 values into jsonb.
+ * specifications, writing exact float8 values and whole models into jsonb.
  */
 #ifndef ECRM_SCORING_H
 #define ECRM_SCORING_H
@@ -54,6 +54,75 @@ EcrmFloat8Numeric(double d)
 	double_to_shortest_decimal_buf(d, buf);
 	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
 											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
+/* Building a jsonb model (logreg.c, gbdt.c): a key, then its value. */
+static inline void
+PushKey(JsonbParseState **ps, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(ps, WJB_KEY, &k);
+}
+
+static inline void
+PushNumber(JsonbParseState **ps, JsonbIteratorToken tok, Numeric num)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = num;
+	pushJsonbValue(ps, tok, &v);
+}
+
+static inline void
+PushKeyFloat(JsonbParseState **ps, const char *key, double d)
+{
+	PushKey(ps, key);
+	PushNumber(ps, WJB_VALUE, EcrmFloat8Numeric(d));
+}
+
+static inline void
+PushKeyInt(JsonbParseState **ps, const char *key, int64 i)
+{
+	PushKey(ps, key);
+	PushNumber(ps, WJB_VALUE, int64_to_numeric(i));
+}
+
+static inline void
+PushKeyArray(JsonbParseState **ps, const char *key, const double *a, int n)
+{
+	PushKey(ps, key);
+	pushJsonbValue(ps, WJB_BEGIN_ARRAY, NULL);
+	for (int i = 0; i < n; i++)
+		PushNumber(ps, WJB_ELEM, EcrmFloat8Numeric(a[i]));
+	pushJsonbValue(ps, WJB_END_ARRAY, NULL);
+}
+
+static inline void
+PushKeyString(JsonbParseState **ps, const char *key, const char *s)
+{
+	JsonbValue	v;
+
+	PushKey(ps, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+static inline void
+PushKeyBool(JsonbParseState **ps, const char *key, bool b)
+{
+	JsonbValue	v;
+
+	PushKey(ps, key);
+	v.type = jbvBool;
+	v.val.boolean = b;
+	pushJsonbValue(ps, WJB_VALUE, &v);
 }
 
 /* ARR_DATA_PTR without its signed/unsigned mix, which -Wextra rejects. */
